@@ -160,10 +160,8 @@ impl Frame {
                 position,
                 message: format!("bad attribute on <{name}>: {err}"),
             })?;
-            let value = attr.unescape_value().map_err(|err| DocError::Xml {
-                position,
-                message: format!("bad attribute value on <{name}>: {err}"),
-            })?;
+            // Only `type` and `nil` are read, whose values never need unescaping.
+            let value = attr.value;
             match attr.key.as_ref() {
                 "type" => ty = Some(value.to_ascii_lowercase()),
                 "nil" | "xsi:nil" => nil = value.eq_ignore_ascii_case("true"),

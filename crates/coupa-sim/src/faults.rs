@@ -1,0 +1,3 @@
+//! Fault injection. (Placeholder.)
+#[derive(Debug, Default)]
+pub struct Faults {}

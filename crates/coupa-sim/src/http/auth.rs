@@ -1,0 +1,3 @@
+//! OAuth2. (Placeholder.)
+#[derive(Debug, Default)]
+pub struct Tokens {}

@@ -1,0 +1,1 @@
+//! Invoice payment payloads. (Placeholder.)

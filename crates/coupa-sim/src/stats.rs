@@ -1,0 +1,3 @@
+//! Per-endpoint call counts. (Placeholder.)
+#[derive(Debug, Default)]
+pub struct Stats {}

@@ -1,0 +1,1 @@
+//! SFTP server and CSV loader, over the real protocol.
