@@ -101,6 +101,13 @@ impl Object {
         self.entries.is_empty()
     }
 
+    /// Follows a path of keys through nested objects, starting at this object.
+    pub fn pointer(&self, path: &[&str]) -> Option<&Value> {
+        let (first, rest) = path.split_first()?;
+        let v = self.get(first)?;
+        if rest.is_empty() { Some(v) } else { v.pointer(rest) }
+    }
+
     /// Keeps the entries for which `keep` answers true.
     pub fn retain(&mut self, mut keep: impl FnMut(&str, &Value) -> bool) {
         self.entries.retain(|(k, v)| keep(k, v));

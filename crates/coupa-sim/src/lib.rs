@@ -19,6 +19,7 @@
 //!   that turns payment CSV files into payments and `data_file_sources` records.
 //! - [`throttle`] and [`faults`]: the pure decisions behind 429s and injected faults.
 
+pub mod clerk;
 pub mod config;
 pub mod csv_loader;
 pub mod faults;
@@ -127,16 +128,7 @@ pub async fn start(
     }));
     let app = http::router(state.clone());
     let http_stop = stopped(stop_rx.clone());
-    tasks.push(tokio::spawn(async move {
-        let server = axum::serve(
-            http_listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(http_stop);
-        if let Err(e) = server.await {
-            tracing::error!(error = %e, "simulator HTTP server failed");
-        }
-    }));
+    tasks.push(tokio::spawn(http::serve(http_listener, app, http_stop)));
     let sftp = sftp::Server::new(state.clone());
     let sftp_host_key = sftp.host_key_openssh();
     tasks.push(tokio::spawn(sftp.serve(sftp_listener, stopped(stop_rx.clone()))));

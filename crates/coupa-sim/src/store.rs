@@ -170,6 +170,12 @@ impl Table {
         self.rows.values()
     }
 
+    /// Rows whose id is `id` or more, in id order, found by range so paging with `id[gt]` does
+    /// not walk the rows before the page.
+    pub fn rows_from(&self, id: i64) -> impl Iterator<Item = &Object> {
+        self.rows.range(id..).map(|(_, row)| row)
+    }
+
     pub fn rows_mut(&mut self) -> impl Iterator<Item = &mut Object> {
         self.rows.values_mut()
     }

@@ -1,0 +1,8 @@
+//! coupa-bridge, the ERP connector for Coupa.
+//!
+//! Layout: [`cli`] defines the command line and dispatches to [`commands`], one module per
+//! command. The Coupa simulator lives in the `coupa-sim` crate; the connector's flows arrive
+//! with their issues (see ARCHITECTURE.md).
+
+pub mod cli;
+pub mod commands;

@@ -1,0 +1,205 @@
+//! `/api/integrations` and `/api/integration_contacts` (coupa-api.md section 7): create, index,
+//! show, update, with the fields Swagger marks required and the uniqueness of names and codes.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::HeaderMap;
+use axum::routing::post;
+use coupa_doc::{Object, Value};
+
+use super::{
+    body_object, create, integration_ref, list_route, merge_fields, one_of, required_text,
+    show_route, update,
+};
+use crate::SimState;
+use crate::http::format::{ApiError, Reply};
+use crate::store::{Db, Resource};
+
+const DIRECTIONS: &[&str] = &["to_coupa", "from_coupa"];
+const END_SYSTEM_TYPES: &[&str] = &[
+    "internal",
+    "payroll",
+    "erp",
+    "hr",
+    "third_party_partner",
+    "third_party_vendor",
+    "other",
+];
+const INTEGRATION_TYPES: &[&str] = &[
+    "flat_file",
+    "api",
+    "corporate_credit_card_file",
+    "json",
+    "xml",
+    "original_format",
+];
+pub(crate) const CONTACT_ALERT_TYPES: &[&str] = &["Technical", "Functional", "Both"];
+const CONTACTABLE_TYPES: &[&str] = &["User", "UserGroup", "ApprovalGroup", "Supplier", "SupplierUser"];
+
+pub fn routes() -> Router<Arc<SimState>> {
+    Router::new()
+        .route(
+            "/api/integrations",
+            list_route(Resource::Integrations).post(
+                |State(s): State<Arc<SimState>>, h: HeaderMap, RawQuery(q): RawQuery, b: Bytes| async move {
+                    create(&s, Resource::Integrations, &h, q.as_deref(), &b, build_integration)
+                },
+            ),
+        )
+        .route(
+            "/api/integrations/{id}",
+            show_route(Resource::Integrations)
+                .put(put_integration)
+                .patch(put_integration),
+        )
+        .route(
+            "/api/integration_contacts",
+            list_route(Resource::IntegrationContacts).merge(post(
+                |State(s): State<Arc<SimState>>, h: HeaderMap, RawQuery(q): RawQuery, b: Bytes| async move {
+                    create(&s, Resource::IntegrationContacts, &h, q.as_deref(), &b, build_contact)
+                },
+            )),
+        )
+        .route(
+            "/api/integration_contacts/{id}",
+            show_route(Resource::IntegrationContacts)
+                .put(put_contact)
+                .patch(put_contact),
+        )
+}
+
+/// Validates an integration: required fields, enums, and unique name and code.
+fn check_integration(db: &Db, body: &Object, own_id: Option<i64>) -> Vec<String> {
+    let mut errors = Vec::new();
+    let name = required_text(body, "name", "Name", &mut errors);
+    let code = required_text(body, "code", "Code", &mut errors);
+    required_text(body, "business-object", "Business object", &mut errors);
+    required_text(body, "end-system", "End system", &mut errors);
+    one_of(body, "direction", DIRECTIONS, "Direction", &mut errors);
+    one_of(body, "end-system-type", END_SYSTEM_TYPES, "End system type", &mut errors);
+    if body.get("integration-type").is_some_and(|v| !v.is_null()) {
+        one_of(body, "integration-type", INTEGRATION_TYPES, "Integration type", &mut errors);
+    }
+    for (key, value, label) in [("name", &name, "Name"), ("code", &code, "Code")] {
+        let taken = !value.is_empty()
+            && db.integrations.rows().any(|row| {
+                row.get("id").and_then(Value::as_i64) != own_id
+                    && row
+                        .get(key)
+                        .and_then(Value::as_str)
+                        .is_some_and(|v| v.eq_ignore_ascii_case(value))
+            });
+        if taken {
+            errors.push(format!("{label} has already been taken"));
+        }
+    }
+    errors
+}
+
+fn build_integration(db: &mut Db, body: Object) -> Result<Object, Vec<String>> {
+    let errors = check_integration(db, &body, None);
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let mut row = Object::new()
+        .with("name", Value::Null)
+        .with("code", Value::Null)
+        .with("description", Value::Null)
+        .with("business-object", Value::Null)
+        .with("direction", Value::Null)
+        .with("end-system", Value::Null)
+        .with("end-system-type", Value::Null)
+        .with("integration-type", Value::Null)
+        .with("standard", false)
+        .with("active", true);
+    merge_fields(&mut row, &body, &["standard"]);
+    Ok(row)
+}
+
+async fn put_integration(
+    State(state): State<Arc<SimState>>,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Reply, ApiError> {
+    let body = body_object(&headers, &body, Resource::Integrations)?;
+    update(&state, Resource::Integrations, &headers, q.as_deref(), &id, |db, id| {
+        let Some(current) = db.integrations.get(id) else {
+            return Err(vec![format!("integration {id} vanished")]);
+        };
+        let mut merged = current.clone();
+        merge_fields(&mut merged, &body, &["standard"]);
+        let errors = check_integration(db, &merged, Some(id));
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        if let Some(row) = db.integrations.get_mut(id) {
+            *row = merged;
+        }
+        Ok(())
+    })
+}
+
+fn build_contact(db: &mut Db, body: Object) -> Result<Object, Vec<String>> {
+    let mut errors = Vec::new();
+    let alert = one_of(&body, "contact-alert-type", CONTACT_ALERT_TYPES, "Contact alert type", &mut errors);
+    let kind = one_of(&body, "contactable-type", CONTACTABLE_TYPES, "Contactable type", &mut errors);
+    let contactable = body.get("contactable-id").and_then(Value::as_i64);
+    if contactable.is_none() {
+        errors.push("Contactable can't be blank".to_owned());
+    }
+    let integration = match integration_ref(db, &body) {
+        Ok(Some(i)) => Some(i),
+        Ok(None) => {
+            errors.push("Integration can't be blank".to_owned());
+            None
+        }
+        Err(e) => {
+            errors.push(e);
+            None
+        }
+    };
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    Ok(Object::new()
+        .with("contact-alert-type", alert)
+        .with("contactable-type", kind)
+        .with("contactable-id", contactable)
+        .with("integration", integration))
+}
+
+async fn put_contact(
+    State(state): State<Arc<SimState>>,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Reply, ApiError> {
+    let body = body_object(&headers, &body, Resource::IntegrationContacts)?;
+    update(&state, Resource::IntegrationContacts, &headers, q.as_deref(), &id, |db, id| {
+        let integration = integration_ref(db, &body).map_err(|e| vec![e])?;
+        let Some(row) = db.integration_contacts.get_mut(id) else {
+            return Err(vec![format!("contact {id} vanished")]);
+        };
+        let mut merged = row.clone();
+        merge_fields(&mut merged, &body, &["integration"]);
+        let mut errors = Vec::new();
+        let alert = one_of(&merged, "contact-alert-type", CONTACT_ALERT_TYPES, "Contact alert type", &mut errors);
+        let kind = one_of(&merged, "contactable-type", CONTACTABLE_TYPES, "Contactable type", &mut errors);
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        merged.insert("contact-alert-type", alert);
+        merged.insert("contactable-type", kind);
+        if let Some(i) = integration {
+            merged.insert("integration", i);
+        }
+        *row = merged;
+        Ok(())
+    })
+}
