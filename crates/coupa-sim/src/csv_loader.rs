@@ -344,7 +344,12 @@ impl UploadError {
                 .with("value", self.value.as_str())
                 .with(
                     "field-errors",
-                    Value::Array(self.messages.iter().map(|m| Value::from(m.as_str())).collect()),
+                    Value::Array(
+                        self.messages
+                            .iter()
+                            .map(|m| Value::from(m.as_str()))
+                            .collect(),
+                    ),
                 ),
         )
     }
@@ -387,7 +392,9 @@ fn process(db: &mut Db, bytes: &[u8], now: DateTime<FixedOffset>) -> Outcome {
     for (i, record) in reader.records().enumerate() {
         let record = match record {
             Ok(r) => r,
-            Err(e) => return Outcome::reject(format!("the file is not valid CSV: {e}."), Vec::new()),
+            Err(e) => {
+                return Outcome::reject(format!("the file is not valid CSV: {e}."), Vec::new());
+            }
         };
         if header.is_none() {
             header = Some(record);
@@ -425,18 +432,16 @@ fn process(db: &mut Db, bytes: &[u8], now: DateTime<FixedOffset>) -> Outcome {
             Ok(Applied::Updated) => updated += 1,
             Err(field_errors) => {
                 failed += 1;
-                errors.extend(
-                    field_errors
-                        .into_iter()
-                        .map(|(field, value, message)| UploadError {
-                            kind: ErrorKind::Row,
-                            row: *row_no,
-                            first_column: first_column.clone(),
-                            field: field.to_owned(),
-                            value,
-                            messages: vec![message],
-                        }),
-                );
+                errors.extend(field_errors.into_iter().map(|(field, value, message)| {
+                    UploadError {
+                        kind: ErrorKind::Row,
+                        row: *row_no,
+                        first_column: first_column.clone(),
+                        field: field.to_owned(),
+                        value,
+                        messages: vec![message],
+                    }
+                }));
             }
         }
     }
@@ -717,13 +722,18 @@ fn apply_row(
     now: DateTime<FixedOffset>,
 ) -> Result<Applied, Vec<FieldError>> {
     let row = read_row(columns, header_len, record)?;
-    let number_error =
-        |message: String| vec![(Col::InvoiceNumber.name(), row.invoice_number.clone(), message)];
+    let number_error = |message: String| {
+        vec![(
+            Col::InvoiceNumber.name(),
+            row.invoice_number.clone(),
+            message,
+        )]
+    };
     let invoice_id = index.find(db, &row).map_err(number_error)?;
 
     let payment = row.amount.map(|amount| {
         let mut notes = row.check_note.clone();
-        if amount.is_sign_negative() {
+        if amount < Decimal::ZERO {
             notes = Some(void_note(notes.as_deref()));
         }
         NewPayment {
@@ -732,14 +742,14 @@ fn apply_row(
             payment_date: row.payment_date,
         }
     });
-    if let Some(p) = &payment {
-        if let Some(message) = duplicate_of(db, invoice_id, &row.invoice_number, p) {
-            return Err(vec![(
-                Col::CheckNote.name(),
-                row.check_note.clone().unwrap_or_default(),
-                message,
-            )]);
-        }
+    if let Some(p) = &payment
+        && let Some(message) = duplicate_of(db, invoice_id, &row.invoice_number, p)
+    {
+        return Err(vec![(
+            Col::CheckNote.name(),
+            row.check_note.clone().unwrap_or_default(),
+            message,
+        )]);
     }
     let header = PaymentHeader {
         paid: row.paid,
@@ -905,8 +915,9 @@ impl Index {
                 row.supplier_number.as_deref().unwrap_or_default()
             ));
         } else if let Some(n) = &supplier_name {
-            candidates
-                .retain(|(_, inv)| supplier_field(inv.get("supplier"), "name").as_deref() == Some(n));
+            candidates.retain(|(_, inv)| {
+                supplier_field(inv.get("supplier"), "name").as_deref() == Some(n)
+            });
             qualifiers.push_str(&format!(
                 " for supplier '{}'",
                 row.supplier_name.as_deref().unwrap_or_default()
@@ -1009,7 +1020,12 @@ mod tests {
         let ids = pickup_now(state);
         let db = state.db.lock();
         ids.iter()
-            .map(|id| db.data_file_sources.get(*id).cloned().expect("record exists"))
+            .map(|id| {
+                db.data_file_sources
+                    .get(*id)
+                    .cloned()
+                    .expect("record exists")
+            })
             .collect()
     }
 
@@ -1060,7 +1076,13 @@ mod tests {
     }
 
     fn invoice(state: &SimState, id: i64) -> Object {
-        state.db.lock().invoices.get(id).cloned().expect("invoice exists")
+        state
+            .db
+            .lock()
+            .invoices
+            .get(id)
+            .cloned()
+            .expect("invoice exists")
     }
 
     #[test]
@@ -1073,7 +1095,10 @@ mod tests {
         );
         assert_eq!(text(&rec, "type"), "BackgroundCsvFileLoad");
         assert_eq!(text(&rec, "source-for"), "Payment");
-        assert_eq!(text(&rec, "file-file-name"), "_Incoming_InvoicePayments_payments.csv");
+        assert_eq!(
+            text(&rec, "file-file-name"),
+            "_Incoming_InvoicePayments_payments.csv"
+        );
         assert_eq!(text(&rec, "status"), "done");
         assert_eq!(rec.get("progress"), Some(&Value::Int(100)));
         assert!(matches!(rec.get("start-time"), Some(Value::DateTime(_))));
@@ -1088,7 +1113,10 @@ mod tests {
         assert!(errors(&rec).is_empty());
         let p = payments(&st, id);
         assert_eq!(p.len(), 1);
-        assert_eq!(p[0].get("amount-paid"), Some(&Value::Decimal(dec("100.50"))));
+        assert_eq!(
+            p[0].get("amount-paid"),
+            Some(&Value::Decimal(dec("100.50")))
+        );
         assert_eq!(text(&p[0], "notes"), "CHK-1");
         assert_eq!(
             p[0].get("payment-date").and_then(Value::as_datetime),
@@ -1163,7 +1191,10 @@ mod tests {
             .write_file(&vfs::join(ARCHIVE_DIR, "p_1.csv"), "old")
             .expect("written");
         let recs = drop_and_load(&st, "p.csv", HEADER);
-        assert_eq!(text(&recs[0], "file-file-name"), "_Incoming_InvoicePayments_p.csv");
+        assert_eq!(
+            text(&recs[0], "file-file-name"),
+            "_Incoming_InvoicePayments_p.csv"
+        );
         assert_eq!(
             st.files.read_file(&vfs::join(ARCHIVE_DIR, "p_2.csv")),
             Some(HEADER.as_bytes().to_vec())
@@ -1195,7 +1226,13 @@ mod tests {
     #[test]
     fn rfc4180_quotes_newlines_bom_crlf_and_header_spelling() {
         let st = state();
-        let id = add_invoice(&st, "INV,\"7\"", ("Acme, Inc.", "S-1"), "2025-01-15", "approved");
+        let id = add_invoice(
+            &st,
+            "INV,\"7\"",
+            ("Acme, Inc.", "S-1"),
+            "2025-01-15",
+            "approved",
+        );
         let csv = "\u{feff}\"  supplier   NAME \",\"INVOICE NUMBER\",\"check amount paid\",\"Check # / Note\"\r\n\
                    \"Acme, Inc.\",\"INV,\"\"7\"\"\",\"10.00\",\"line one\nline two\"\r\n";
         let rec = load_one(&st, csv);
@@ -1232,14 +1269,20 @@ mod tests {
         let st = state();
         let rec = load_one(&st, "Supplier Name,Check Amount Paid\nAcme,5\n");
         assert_eq!(text(&rec, "status"), "failed");
-        assert_eq!(messages(&rec), ["Column header Invoice Number is required."]);
+        assert_eq!(
+            messages(&rec),
+            ["Column header Invoice Number is required."]
+        );
 
         let rec = load_one(
             &st,
             "Supplier Name,Invoice Number,Supplier name\nAcme,INV-1,Acme\n",
         );
         assert_eq!(text(&rec, "status"), "failed");
-        assert_eq!(messages(&rec), ["Column header Supplier name is duplicated."]);
+        assert_eq!(
+            messages(&rec),
+            ["Column header Supplier name is duplicated."]
+        );
     }
 
     #[test]
@@ -1264,7 +1307,8 @@ mod tests {
     fn more_than_5000_rows_rejects_the_file() {
         let st = state();
         let id = add_invoice(&st, "INV-1", ("Acme", "S-1"), "2025-01-15", "approved");
-        let mut csv = String::from("Supplier Name,Invoice Number,Check Amount Paid,Check # / Note\n");
+        let mut csv =
+            String::from("Supplier Name,Invoice Number,Check Amount Paid,Check # / Note\n");
         for i in 0..=MAX_ROWS {
             csv.push_str(&format!("Acme,INV-1,1,C{i}\n"));
         }
@@ -1281,9 +1325,18 @@ mod tests {
     fn exactly_5000_rows_are_accepted_and_blank_rows_do_not_count() {
         let st = state();
         let ids: Vec<i64> = (0..MAX_ROWS)
-            .map(|i| add_invoice(&st, &format!("INV-{i}"), ("Acme", "S-1"), "2025-01-15", "approved"))
+            .map(|i| {
+                add_invoice(
+                    &st,
+                    &format!("INV-{i}"),
+                    ("Acme", "S-1"),
+                    "2025-01-15",
+                    "approved",
+                )
+            })
             .collect();
-        let mut csv = String::from("Supplier Name,Invoice Number,Check Amount Paid,Check # / Note\n");
+        let mut csv =
+            String::from("Supplier Name,Invoice Number,Check Amount Paid,Check # / Note\n");
         for i in 0..MAX_ROWS {
             csv.push_str(&format!("Acme,INV-{i},1,C{i}\n,,,\n"));
         }
@@ -1300,7 +1353,8 @@ mod tests {
     fn more_than_8_mb_rejects_the_file() {
         let st = state();
         let id = add_invoice(&st, "INV-1", ("Acme", "S-1"), "2025-01-15", "approved");
-        let mut csv = String::from("Supplier Name,Invoice Number,Check Amount Paid,Check # / Note\n");
+        let mut csv =
+            String::from("Supplier Name,Invoice Number,Check Amount Paid,Check # / Note\n");
         csv.push_str("Acme,INV-1,1,");
         csv.push_str(&"x".repeat(MAX_FILE_BYTES));
         csv.push('\n');
@@ -1314,10 +1368,19 @@ mod tests {
     fn invalid_utf8_and_empty_files_are_rejected() {
         let st = state();
         st.files
-            .write_file(&vfs::join(INCOMING_DIR, "latin1.csv"), b"Invoice Number\n\xE9\n".to_vec())
+            .write_file(
+                &vfs::join(INCOMING_DIR, "latin1.csv"),
+                b"Invoice Number\n\xE9\n".to_vec(),
+            )
             .expect("written");
         let ids = pickup_now(&st);
-        let rec = st.db.lock().data_file_sources.get(ids[0]).cloned().expect("record");
+        let rec = st
+            .db
+            .lock()
+            .data_file_sources
+            .get(ids[0])
+            .cloned()
+            .expect("record");
         assert_eq!(text(&rec, "status"), "failed");
         assert!(text(&rec, "result-text").contains("not valid UTF-8"));
 
@@ -1330,7 +1393,10 @@ mod tests {
     fn a_row_needs_a_supplier_name_or_number_and_an_invoice_number() {
         let st = state();
         let id = add_invoice(&st, "INV-1", ("Acme", "S-1"), "2025-01-15", "approved");
-        let rec = load_one(&st, &format!("{HEADER}\n,,INV-1,,,,,,5,C,\nAcme,,,,,,,,5,C,\n"));
+        let rec = load_one(
+            &st,
+            &format!("{HEADER}\n,,INV-1,,,,,,5,C,\nAcme,,,,,,,,5,C,\n"),
+        );
         assert_eq!(text(&rec, "status"), "done");
         let errs = errors(&rec);
         assert_eq!(errs.len(), 2);
@@ -1385,8 +1451,17 @@ mod tests {
     #[test]
     fn only_approved_invoices_are_in_scope() {
         let st = state();
-        let id = add_invoice(&st, "INV-1", ("Acme", "S-1"), "2025-01-15", "pending_approval");
-        let rec = load_one(&st, "Supplier Name,Invoice Number,Check Amount Paid\nAcme,INV-1,5\n");
+        let id = add_invoice(
+            &st,
+            "INV-1",
+            ("Acme", "S-1"),
+            "2025-01-15",
+            "pending_approval",
+        );
+        let rec = load_one(
+            &st,
+            "Supplier Name,Invoice Number,Check Amount Paid\nAcme,INV-1,5\n",
+        );
         assert_eq!(
             messages(&rec),
             ["No approved invoice matches invoice number 'INV-1' for supplier 'Acme'"]
@@ -1474,7 +1549,10 @@ mod tests {
                 .with("name", "Initech")
                 .with("number", "S-3")
         });
-        let rec = load_one(&st, "Supplier Name,Invoice Number,Check Amount Paid\nInitech,INV-1,5\n");
+        let rec = load_one(
+            &st,
+            "Supplier Name,Invoice Number,Check Amount Paid\nInitech,INV-1,5\n",
+        );
         assert_eq!(
             messages(&rec),
             ["No approved invoice matches invoice number 'INV-1' for supplier 'Initech'"]
@@ -1484,8 +1562,20 @@ mod tests {
     #[test]
     fn an_invoice_date_narrows_to_that_calendar_date() {
         let st = state();
-        let old = add_invoice(&st, "INV-1", ("Acme", "S-1"), "2024-01-15T00:00:00-07:00", "approved");
-        let new = add_invoice(&st, "INV-1", ("Acme", "S-1"), "2025-01-15T00:00:00-07:00", "approved");
+        let old = add_invoice(
+            &st,
+            "INV-1",
+            ("Acme", "S-1"),
+            "2024-01-15T00:00:00-07:00",
+            "approved",
+        );
+        let new = add_invoice(
+            &st,
+            "INV-1",
+            ("Acme", "S-1"),
+            "2025-01-15T00:00:00-07:00",
+            "approved",
+        );
         let rec = load_one(
             &st,
             "Supplier Name,Invoice Number,Invoice Date,Check Amount Paid\n\
@@ -1541,7 +1631,10 @@ mod tests {
                 ("Check Amount Paid".to_owned(), "1.23456".to_owned()),
             ]
         );
-        assert_eq!(messages(&rec)[0], "Check Amount Paid '1,000' is not a valid decimal");
+        assert_eq!(
+            messages(&rec)[0],
+            "Check Amount Paid '1,000' is not a valid decimal"
+        );
         assert_eq!(
             messages(&rec)[2],
             "Paid 'maybe' is not a valid boolean (true/false, yes/no, y/n, t/f)"
@@ -1703,7 +1796,10 @@ mod tests {
             .expect("written");
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         while st.db.lock().data_file_sources.len() == before {
-            assert!(tokio::time::Instant::now() < deadline, "file never picked up");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "file never picked up"
+            );
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         assert!(st.files.list_files(INCOMING_DIR).is_empty());

@@ -519,7 +519,9 @@ impl Vfs {
     pub fn read_at(&self, id: FileId, offset: u64, len: usize) -> Result<Vec<u8>, VfsError> {
         let mut tree = self.tree.lock();
         let data = &tree.inode_mut(id)?.data;
-        let start = usize::try_from(offset).unwrap_or(usize::MAX).min(data.len());
+        let start = usize::try_from(offset)
+            .unwrap_or(usize::MAX)
+            .min(data.len());
         let end = start.saturating_add(len).min(data.len());
         Ok(data[start..end].to_vec())
     }
@@ -665,8 +667,14 @@ mod tests {
         assert_eq!(normalize(""), "/");
         assert_eq!(normalize("."), "/");
         assert_eq!(normalize("/.."), "/");
-        assert_eq!(normalize("Incoming/InvoicePayments/"), "/Incoming/InvoicePayments");
-        assert_eq!(normalize("/Incoming/./x/../InvoicePayments//a.csv"), "/Incoming/InvoicePayments/a.csv");
+        assert_eq!(
+            normalize("Incoming/InvoicePayments/"),
+            "/Incoming/InvoicePayments"
+        );
+        assert_eq!(
+            normalize("/Incoming/./x/../InvoicePayments//a.csv"),
+            "/Incoming/InvoicePayments/a.csv"
+        );
         assert_eq!(join("/Incoming", "../Outgoing"), "/Outgoing");
     }
 
@@ -680,12 +688,18 @@ mod tests {
             .map(|(n, _)| n)
             .collect();
         assert_eq!(top, ["Archive", "Incoming", "Outgoing"]);
-        assert_eq!(vfs.list("/Incoming").expect("lists").len(), INCOMING_FOLDERS.len());
+        assert_eq!(
+            vfs.list("/Incoming").expect("lists").len(),
+            INCOMING_FOLDERS.len()
+        );
         assert_eq!(
             vfs.list("/Archive/Incoming").expect("lists").len(),
             INCOMING_FOLDERS.len()
         );
-        assert_eq!(vfs.list("/Outgoing").expect("lists").len(), OUTGOING_FOLDERS.len());
+        assert_eq!(
+            vfs.list("/Outgoing").expect("lists").len(),
+            OUTGOING_FOLDERS.len()
+        );
         assert_eq!(
             vfs.stat("/Incoming/InvoicePayments").map(|m| m.kind),
             Ok(Kind::Dir)
@@ -722,7 +736,10 @@ mod tests {
         // write_file replaces and creates parents.
         vfs.write_file("/Incoming/InvoicePayments/b.csv", "x")
             .expect("writes");
-        assert_eq!(vfs.stat("/Incoming/InvoicePayments/b.csv").map(|m| m.size), Ok(1));
+        assert_eq!(
+            vfs.stat("/Incoming/InvoicePayments/b.csv").map(|m| m.size),
+            Ok(1)
+        );
         vfs.write_file("/tmp/deep/f", "z").expect("creates parents");
         assert_eq!(vfs.read_file("/tmp/deep/f"), Some(b"z".to_vec()));
         assert!(matches!(
@@ -734,9 +751,12 @@ mod tests {
     #[test]
     fn handles_read_write_append_truncate() {
         let vfs = Vfs::with_coupa_folders();
-        let id = vfs.open("/Outgoing/Invoices/f.csv", create()).expect("opens");
+        let id = vfs
+            .open("/Outgoing/Invoices/f.csv", create())
+            .expect("opens");
         vfs.write_at(id, Some(0), b"hello").expect("writes");
-        vfs.write_at(id, Some(7), b"!").expect("writes past the end");
+        vfs.write_at(id, Some(7), b"!")
+            .expect("writes past the end");
         assert_eq!(vfs.read_at(id, 0, 100), Ok(b"hello\0\0!".to_vec()));
         vfs.write_at(id, None, b"+").expect("appends");
         assert_eq!(vfs.read_at(id, 8, 100), Ok(b"+".to_vec()));
@@ -747,13 +767,26 @@ mod tests {
         assert!(!vfs.is_open("/Outgoing/Invoices/f.csv"));
 
         let id = vfs
-            .open("/Outgoing/Invoices/f.csv", OpenOptions { truncate: true, ..Default::default() })
+            .open(
+                "/Outgoing/Invoices/f.csv",
+                OpenOptions {
+                    truncate: true,
+                    ..Default::default()
+                },
+            )
             .expect("opens");
         assert_eq!(vfs.fstat(id).map(|m| m.size), Ok(0));
         vfs.close(id);
 
         assert!(matches!(
-            vfs.open("/Outgoing/Invoices/f.csv", OpenOptions { create: true, exclusive: true, truncate: false }),
+            vfs.open(
+                "/Outgoing/Invoices/f.csv",
+                OpenOptions {
+                    create: true,
+                    exclusive: true,
+                    truncate: false
+                }
+            ),
             Err(VfsError::AlreadyExists(_))
         ));
         assert!(matches!(
@@ -794,16 +827,25 @@ mod tests {
         vfs.write_file("/Incoming/InvoicePayments/q.csv", "q")
             .expect("writes");
         assert!(matches!(
-            vfs.rename("/Incoming/InvoicePayments/q.csv", "/Incoming/InvoicePayments/p.csv"),
+            vfs.rename(
+                "/Incoming/InvoicePayments/q.csv",
+                "/Incoming/InvoicePayments/p.csv"
+            ),
             Err(VfsError::AlreadyExists(_))
         ));
         assert!(matches!(
-            vfs.rename("/Incoming/InvoicePayments/zz", "/Incoming/InvoicePayments/y"),
+            vfs.rename(
+                "/Incoming/InvoicePayments/zz",
+                "/Incoming/InvoicePayments/y"
+            ),
             Err(VfsError::NotFound(_))
         ));
         vfs.mkdir("/Incoming/InvoicePayments/d").expect("mkdir");
         assert!(matches!(
-            vfs.rename("/Incoming/InvoicePayments/d", "/Incoming/InvoicePayments/d/e"),
+            vfs.rename(
+                "/Incoming/InvoicePayments/d",
+                "/Incoming/InvoicePayments/d/e"
+            ),
             Err(VfsError::Invalid(_))
         ));
         vfs.rename(

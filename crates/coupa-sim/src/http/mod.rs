@@ -25,6 +25,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
+use futures_util::StreamExt;
 use tower::ServiceExt;
 
 use crate::SimState;
@@ -143,13 +144,17 @@ async fn inject_faults(State(state): State<Arc<SimState>>, req: Request, next: N
                 .unwrap_or_default();
             let half = bytes.slice(..bytes.len() / 2);
             let total = bytes.len();
-            let stream = futures_util::stream::iter(vec![
-                Ok(half),
-                Err(std::io::Error::new(
-                    std::io::ErrorKind::ConnectionAborted,
-                    "truncated by fault injection",
-                )),
-            ]);
+            // The first half is flushed before the connection breaks, so the client sees a
+            // 200 whose body ends early rather than no answer at all.
+            let stream = futures_util::stream::iter([Ok::<_, std::io::Error>(half)]).chain(
+                futures_util::stream::once(async {
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    Err(std::io::Error::new(
+                        std::io::ErrorKind::ConnectionAborted,
+                        "truncated by fault injection",
+                    ))
+                }),
+            );
             let mut resp = Response::from_parts(parts, Body::from_stream(stream));
             resp.headers_mut()
                 .insert(header::CONTENT_LENGTH, HeaderValue::from(total));
