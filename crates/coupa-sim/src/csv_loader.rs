@@ -49,7 +49,7 @@
 //!   `Expense Report Id` is accepted and ignored. A bad value is a row error naming the field.
 //! - **Something to apply.** A row needs `Check Amount Paid`, or at least one of `Paid`,
 //!   `Paid-in-Full Date`, `Paid-in-Full Note`.
-//! - **Matching** (see [`Index::find`]): only invoices in `approved` status are in scope. With an
+//! - **Matching**: only invoices in `approved` status are in scope. With an
 //!   `Invoice ID`, only that invoice is considered, and its number must equal `Invoice Number`;
 //!   otherwise the invoices with that number (exact, trimmed). A supplier filters when it is found
 //!   (an invoice or supplier record with that number, else that name, case-insensitively);

@@ -533,7 +533,7 @@ impl Vfs {
         let inode = tree.inode_mut(id)?;
         let start = offset.unwrap_or(inode.data.len() as u64);
         let end = start.saturating_add(bytes.len() as u64);
-        check_size("(open file)", end)?;
+        check_size("an open file", end)?;
         // Both fit in usize: they are at most MAX_FILE_SIZE.
         let (start, end) = (start as usize, end as usize);
         if inode.data.len() < end {

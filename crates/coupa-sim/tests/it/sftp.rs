@@ -299,11 +299,16 @@ async fn an_uploaded_and_renamed_file_is_archived_and_loaded() {
         .expect("archived file reads");
     assert_eq!(archived, csv.as_bytes());
 
-    let db = sim.state.db.lock();
-    let payments = db
-        .invoices
-        .get(invoice)
-        .and_then(|i| i.get("payments"))
+    // Copies, so no lock is held across the awaits below.
+    let (invoice, record) = {
+        let db = sim.state.db.lock();
+        (
+            db.invoices.get(invoice).cloned().expect("invoice"),
+            db.data_file_sources.get(ids[0]).cloned().expect("record"),
+        )
+    };
+    let payments = invoice
+        .get("payments")
         .and_then(Value::as_array)
         .map(<[Value]>::to_vec)
         .unwrap_or_default();
@@ -318,7 +323,6 @@ async fn an_uploaded_and_renamed_file_is_archived_and_loaded() {
         payments[0].pointer(&["notes"]).and_then(Value::as_str),
         Some("CHK-77")
     );
-    let record = db.data_file_sources.get(ids[0]).expect("record");
     assert_eq!(record.get("status").and_then(Value::as_str), Some("done"));
     assert_eq!(
         record.get("file-file-name").and_then(Value::as_str),
@@ -348,7 +352,6 @@ async fn an_uploaded_and_renamed_file_is_archived_and_loaded() {
         message.starts_with("No approved invoice matches invoice number 'SFTP-INV-404'"),
         "{message}"
     );
-    drop(db);
     sim.shutdown().await;
 }
 
