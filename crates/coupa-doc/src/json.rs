@@ -111,11 +111,19 @@ mod tests {
         let v = parse(br#"{"a": 199.98, "b": 7, "c": 0.1, "d": 12345678901234567890.123456789}"#)
             .expect("parses");
         let o = v.as_object().expect("object");
-        assert_eq!(o.get("a"), Some(&Value::Decimal(Decimal::from_str("199.98").expect("d"))));
-        assert_eq!(o.get("b"), Some(&Value::Int(7)));
-        assert_eq!(o.get("c"), Some(&Value::Decimal(Decimal::from_str("0.1").expect("d"))));
         assert_eq!(
-            o.get("d").and_then(Value::as_decimal).map(|d| d.to_string()),
+            o.get("a"),
+            Some(&Value::Decimal(Decimal::from_str("199.98").expect("d")))
+        );
+        assert_eq!(o.get("b"), Some(&Value::Int(7)));
+        assert_eq!(
+            o.get("c"),
+            Some(&Value::Decimal(Decimal::from_str("0.1").expect("d")))
+        );
+        assert_eq!(
+            o.get("d")
+                .and_then(Value::as_decimal)
+                .map(|d| d.to_string()),
             Some("12345678901234567890.123456789".to_owned())
         );
     }

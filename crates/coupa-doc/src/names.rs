@@ -14,7 +14,13 @@ pub fn canonical(key: &str) -> Cow<'_, str> {
     } else {
         Cow::Owned(
             key.chars()
-                .map(|c| if c == '_' { '-' } else { c.to_ascii_lowercase() })
+                .map(|c| {
+                    if c == '_' {
+                        '-'
+                    } else {
+                        c.to_ascii_lowercase()
+                    }
+                })
                 .collect(),
         )
     }

@@ -105,7 +105,11 @@ impl Object {
     pub fn pointer(&self, path: &[&str]) -> Option<&Value> {
         let (first, rest) = path.split_first()?;
         let v = self.get(first)?;
-        if rest.is_empty() { Some(v) } else { v.pointer(rest) }
+        if rest.is_empty() {
+            Some(v)
+        } else {
+            v.pointer(rest)
+        }
     }
 
     /// Keeps the entries for which `keep` answers true.

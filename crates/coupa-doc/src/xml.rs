@@ -84,7 +84,10 @@ fn write_element(out: &mut String, name: &str, value: &Value, depth: usize) {
             out.push_str(">\n");
             return;
         }
-        Value::Bool(b) => (Some("boolean"), Some(if *b { "true" } else { "false" }.into())),
+        Value::Bool(b) => (
+            Some("boolean"),
+            Some(if *b { "true" } else { "false" }.into()),
+        ),
         Value::Int(i) => (Some("integer"), Some(i.to_string().into())),
         Value::Decimal(d) => (Some("decimal"), Some(d.to_string().into())),
         Value::DateTime(d) => (Some("datetime"), Some(json::format_datetime(d).into())),
@@ -351,7 +354,10 @@ mod tests {
         assert_eq!(o.get("paid"), Some(&Value::Bool(true)));
         assert_eq!(o.get("payment-date"), Some(&Value::Null));
         assert!(matches!(o.get("created-at"), Some(Value::DateTime(_))));
-        assert_eq!(o.get("tax-rate"), Some(&Value::Decimal(Decimal::new(825, 2))));
+        assert_eq!(
+            o.get("tax-rate"),
+            Some(&Value::Decimal(Decimal::new(825, 2)))
+        );
         assert_eq!(o.get("number"), Some(&Value::Null));
         assert_eq!(o.get("notes"), Some(&Value::Text("a & b A".into())));
         let payments = o.get("payments").and_then(Value::as_array).expect("list");
@@ -409,7 +415,10 @@ mod tests {
         );
         let xml = to_string("invoice-header", &v);
         assert!(xml.contains(r#"<id type="integer">1</id>"#), "{xml}");
-        assert!(xml.contains(r#"<total type="decimal">499.00</total>"#), "{xml}");
+        assert!(
+            xml.contains(r#"<total type="decimal">499.00</total>"#),
+            "{xml}"
+        );
         assert!(xml.contains(r#"<number nil="true" />"#), "{xml}");
         assert!(xml.contains(r#"<invoice-lines type="array">"#), "{xml}");
         assert!(xml.contains("<invoice-line>"), "{xml}");

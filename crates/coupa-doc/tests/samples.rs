@@ -35,7 +35,11 @@ fn every_sample_reads() {
     let mut read = 0;
     for entry in std::fs::read_dir(samples_dir()).expect("shared/coupa-samples exists") {
         let path = entry.expect("entry").path();
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_owned();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default()
+            .to_owned();
         if name == "README.md" {
             continue;
         }
@@ -48,7 +52,10 @@ fn every_sample_reads() {
         } else {
             coupa_doc::json::parse(doc.as_bytes()).unwrap_or_else(|e| panic!("{name}: {e}"))
         };
-        assert!(!value.is_null() || name.starts_with("empty-list"), "{name} read as nothing");
+        assert!(
+            !value.is_null() || name.starts_with("empty-list"),
+            "{name} read as nothing"
+        );
         read += 1;
     }
     assert!(read >= 28, "only {read} samples found");
@@ -56,7 +63,8 @@ fn every_sample_reads() {
 
 #[test]
 fn sample_quirks_read_as_coupa_means_them() {
-    let text = std::fs::read_to_string(samples_dir().join("invoice-show-full.xml")).expect("sample");
+    let text =
+        std::fs::read_to_string(samples_dir().join("invoice-show-full.xml")).expect("sample");
     let (root, v) = coupa_doc::xml::parse(text.as_bytes()).expect("parses");
     assert_eq!(root, "invoice-header");
     // `invoice-number type="integer"`: an integer on the wire, text to a reader who asks.
@@ -65,7 +73,8 @@ fn sample_quirks_read_as_coupa_means_them() {
     assert_eq!(v.pointer(&["payment-date"]), Some(&Value::Null));
     assert!(matches!(v.pointer(&["tax-rate"]), Some(Value::Decimal(_))));
 
-    let text = std::fs::read_to_string(samples_dir().join("user-create-errors-400-cdata.xml")).expect("sample");
+    let text = std::fs::read_to_string(samples_dir().join("user-create-errors-400-cdata.xml"))
+        .expect("sample");
     let (_, v) = coupa_doc::xml::parse(text.as_bytes()).expect("parses");
     assert_eq!(
         v,
@@ -75,5 +84,8 @@ fn sample_quirks_read_as_coupa_means_them() {
         ])
     );
     let text = std::fs::read_to_string(samples_dir().join("empty-list.json")).expect("sample");
-    assert_eq!(coupa_doc::json::parse(text.as_bytes()).expect("parses"), Value::Array(vec![]));
+    assert_eq!(
+        coupa_doc::json::parse(text.as_bytes()).expect("parses"),
+        Value::Array(vec![])
+    );
 }

@@ -23,7 +23,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         ..SimConfig::default()
     })
     .await?;
-    let http = reqwest::Client::builder().pool_max_idle_per_host(64).build()?;
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(64)
+        .build()?;
     let token: serde_json::Value = http
         .post(format!("{}/oauth2/token", sim.base_url()))
         .form(&[
@@ -36,12 +38,36 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .await?
         .json()
         .await?;
-    let token = token["access_token"].as_str().unwrap_or_default().to_owned();
-    let first_id = sim.state.db.lock().invoices.rows().next().and_then(|r| r.get("id")).and_then(coupa_doc::Value::as_i64).unwrap_or(1);
+    let token = token["access_token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let first_id = sim
+        .state
+        .db
+        .lock()
+        .invoices
+        .rows()
+        .next()
+        .and_then(|r| r.get("id"))
+        .and_then(coupa_doc::Value::as_i64)
+        .unwrap_or(1);
 
     for (name, method, path, accept, body) in [
-        ("page of 50 invoices, JSON", reqwest::Method::GET, "/api/invoices?limit=50".to_owned(), "application/json", None),
-        ("page of 50 invoices, XML", reqwest::Method::GET, "/api/invoices?limit=50".to_owned(), "application/xml", None),
+        (
+            "page of 50 invoices, JSON",
+            reqwest::Method::GET,
+            "/api/invoices?limit=50".to_owned(),
+            "application/json",
+            None,
+        ),
+        (
+            "page of 50 invoices, XML",
+            reqwest::Method::GET,
+            "/api/invoices?limit=50".to_owned(),
+            "application/xml",
+            None,
+        ),
         (
             "single-invoice PUT, JSON",
             reqwest::Method::PUT,
@@ -55,11 +81,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let deadline = Instant::now() + Duration::from_secs(seconds);
         let mut workers = Vec::new();
         for _ in 0..concurrency {
-            let (http, token, requests, bytes) = (http.clone(), token.clone(), requests.clone(), bytes.clone());
+            let (http, token, requests, bytes) =
+                (http.clone(), token.clone(), requests.clone(), bytes.clone());
             let (method, url) = (method.clone(), format!("{}{path}", sim.base_url()));
             workers.push(tokio::spawn(async move {
                 while Instant::now() < deadline {
-                    let mut req = http.request(method.clone(), &url).bearer_auth(&token).header("accept", accept);
+                    let mut req = http
+                        .request(method.clone(), &url)
+                        .bearer_auth(&token)
+                        .header("accept", accept);
                     if let Some(b) = body {
                         req = req.header("content-type", "application/json").body(b);
                     }
@@ -87,7 +117,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 "requests": n,
                 "requests_per_second": (n as f64 / seconds as f64).round(),
                 "response_mb_per_second": ((b as f64 / seconds as f64) / 1e6 * 10.0).round() / 10.0,
-                "bytes_per_response": if n > 0 { b / n } else { 0 },
+                "bytes_per_response": b.checked_div(n).unwrap_or(0),
             })
         );
     }

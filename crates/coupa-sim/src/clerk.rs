@@ -68,13 +68,20 @@ pub fn set_invoice_status(
     now: DateTime<FixedOffset>,
 ) -> Result<(), ClerkError> {
     if !INVOICE_STATUSES.contains(&status) {
-        return Err(ClerkError::BadStatus(status.to_owned(), INVOICE_STATUSES.join(", ")));
+        return Err(ClerkError::BadStatus(
+            status.to_owned(),
+            INVOICE_STATUSES.join(", "),
+        ));
     }
     let row = db
         .invoices
         .get_mut(id)
         .ok_or(ClerkError::NotFound("invoice", id))?;
-    let was = row.get("status").and_then(Value::as_str).unwrap_or("").to_owned();
+    let was = row
+        .get("status")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_owned();
     row.insert("status", status);
     row.insert("updated-at", now);
     // Voiding an exported invoice makes it eligible again, as Coupa's invoice export captures
@@ -94,7 +101,10 @@ pub fn set_pay_status(
     now: DateTime<FixedOffset>,
 ) -> Result<(), ClerkError> {
     if !PAY_STATUSES.contains(&status) {
-        return Err(ClerkError::BadStatus(status.to_owned(), PAY_STATUSES.join(", ")));
+        return Err(ClerkError::BadStatus(
+            status.to_owned(),
+            PAY_STATUSES.join(", "),
+        ));
     }
     let row = db
         .pay_payments
@@ -103,7 +113,10 @@ pub fn set_pay_status(
     row.insert("status", status);
     row.insert("updated-at", now);
     if status == "completed_with_errors" && row.get("error-text").is_none_or(Value::is_null) {
-        row.insert("error-text", "Payment partner reported an error for one or more lines");
+        row.insert(
+            "error-text",
+            "Payment partner reported an error for one or more lines",
+        );
     }
     Ok(())
 }

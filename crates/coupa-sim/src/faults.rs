@@ -87,7 +87,10 @@ impl Faults {
         let mut fired = None;
         for (i, a) in rules.iter_mut().enumerate() {
             let r = &a.rule;
-            if r.method.as_deref().is_some_and(|m| !m.eq_ignore_ascii_case(method)) {
+            if r.method
+                .as_deref()
+                .is_some_and(|m| !m.eq_ignore_ascii_case(method))
+            {
                 continue;
             }
             if r.path.as_deref().is_some_and(|p| !path.starts_with(p)) {
@@ -198,7 +201,12 @@ mod tests {
             r#"{"kind":"too_many_requests","retry_after":2,"path":"/api","count":3}"#,
         )
         .expect("parses");
-        assert_eq!(r.kind, FaultKind::TooManyRequests { retry_after: Some(2) });
+        assert_eq!(
+            r.kind,
+            FaultKind::TooManyRequests {
+                retry_after: Some(2)
+            }
+        );
         assert_eq!(r.count, Some(3));
     }
 }

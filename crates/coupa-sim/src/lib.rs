@@ -131,7 +131,9 @@ pub async fn start(
     tasks.push(tokio::spawn(http::serve(http_listener, app, http_stop)));
     let sftp = sftp::Server::new(state.clone());
     let sftp_host_key = sftp.host_key_openssh();
-    tasks.push(tokio::spawn(sftp.serve(sftp_listener, stopped(stop_rx.clone()))));
+    tasks.push(tokio::spawn(
+        sftp.serve(sftp_listener, stopped(stop_rx.clone())),
+    ));
     tasks.push(tokio::spawn(csv_loader::run(
         state.clone(),
         stopped(stop_rx.clone()),

@@ -40,7 +40,10 @@ pub fn parse(body: &Object, invoice_id: i64) -> Result<Option<PaymentUpdate>, Ve
         None | Some(Value::Null) => {}
         Some(v) => match v.as_bool() {
             Some(b) => update.header.paid = Some(b),
-            None => errors.push(format!("Paid '{}' is not true or false", v.to_plain_string())),
+            None => errors.push(format!(
+                "Paid '{}' is not true or false",
+                v.to_plain_string()
+            )),
         },
     }
     match body.get("payment-date") {
@@ -92,13 +95,13 @@ pub fn parse(body: &Object, invoice_id: i64) -> Result<Option<PaymentUpdate>, Ve
                 d
             }
         };
-        if let Some(pid) = p.get("payable-id").filter(|v| !v.is_null()) {
-            if pid.as_i64() != Some(invoice_id) {
-                errors.push(format!(
-                    "Payment {n}: payable-id {} is not invoice {invoice_id}",
-                    pid.to_plain_string()
-                ));
-            }
+        if let Some(pid) = p.get("payable-id").filter(|v| !v.is_null())
+            && pid.as_i64() != Some(invoice_id)
+        {
+            errors.push(format!(
+                "Payment {n}: payable-id {} is not invoice {invoice_id}",
+                pid.to_plain_string()
+            ));
         }
         let text = |key: &str| {
             p.get(key)
@@ -164,7 +167,9 @@ mod tests {
         assert_eq!(u.payments[0].amount_paid, dec("199.98"));
         assert_eq!(u.payments[0].notes.as_deref(), Some("1234567"));
         assert_eq!(
-            u.payments[0].payment_date.map(|d| d.date_naive().to_string()),
+            u.payments[0]
+                .payment_date
+                .map(|d| d.date_naive().to_string()),
             Some("2019-09-12".to_owned())
         );
         assert_eq!(u.header.paid, Some(false));
@@ -183,12 +188,23 @@ mod tests {
 
     #[test]
     fn bad_amounts_and_dates_are_named() {
-        let body = json(r#"{"payments":[{"amount_paid":"abc"},{"amount-paid":"1","payment-date":"someday"},{}]}"#);
+        let body = json(
+            r#"{"payments":[{"amount_paid":"abc"},{"amount-paid":"1","payment-date":"someday"},{}]}"#,
+        );
         let err = parse(&body, 1).expect_err("invalid");
         assert_eq!(err.len(), 3, "{err:?}");
-        assert!(err[0].starts_with("Payment 1: Amount paid 'abc'"), "{err:?}");
-        assert!(err[1].starts_with("Payment 2: Payment date 'someday'"), "{err:?}");
-        assert!(err[2].starts_with("Payment 3: Amount paid can't be blank"), "{err:?}");
+        assert!(
+            err[0].starts_with("Payment 1: Amount paid 'abc'"),
+            "{err:?}"
+        );
+        assert!(
+            err[1].starts_with("Payment 2: Payment date 'someday'"),
+            "{err:?}"
+        );
+        assert!(
+            err[2].starts_with("Payment 3: Amount paid can't be blank"),
+            "{err:?}"
+        );
     }
 
     #[test]

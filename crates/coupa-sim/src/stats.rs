@@ -35,7 +35,11 @@ impl Stats {
     }
 
     pub fn endpoint(&self, endpoint: &str) -> EndpointStats {
-        self.endpoints.lock().get(endpoint).cloned().unwrap_or_default()
+        self.endpoints
+            .lock()
+            .get(endpoint)
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// Calls over every endpoint.

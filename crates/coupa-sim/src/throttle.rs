@@ -20,7 +20,9 @@ pub struct Gcra {
 pub enum Decision {
     Allow,
     /// Refused; the request would have been accepted this much later.
-    Reject { retry_after: Duration },
+    Reject {
+        retry_after: Duration,
+    },
 }
 
 impl Gcra {

@@ -52,7 +52,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         .error_for_status()?
         .json()
         .await?;
-    let token = token["access_token"].as_str().context("no access_token")?.to_owned();
+    let token = token["access_token"]
+        .as_str()
+        .context("no access_token")?
+        .to_owned();
 
     // Unexported approved and voided invoices, paged by id so nothing is skipped.
     let mut last = 0i64;
@@ -66,7 +69,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
                 ("id[gt]", &last.to_string()),
                 ("order_by", "id"),
                 ("dir", "asc"),
-                ("fields", r#"["id","invoice-number","status",{"supplier":["name"]}]"#),
+                (
+                    "fields",
+                    r#"["id","invoice-number","status",{"supplier":["name"]}]"#,
+                ),
             ])
             .bearer_auth(&token)
             .header("accept", "application/json")
@@ -82,7 +88,9 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         eligible.extend(page);
     }
     let xml = http
-        .get(format!("{base}/api/invoices?exported=false&status=approved&limit=5"))
+        .get(format!(
+            "{base}/api/invoices?exported=false&status=approved&limit=5"
+        ))
         .bearer_auth(&token)
         .header("accept", "application/xml")
         .send()
@@ -115,7 +123,9 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         .await?
         .error_for_status()?;
     let pay: Vec<serde_json::Value> = http
-        .get(format!("{base}/api/coupa_pay/payments?exported=false&status=completed_successfully&limit=1"))
+        .get(format!(
+            "{base}/api/coupa_pay/payments?exported=false&status=completed_successfully&limit=1"
+        ))
         .bearer_auth(&token)
         .header("accept", "application/json")
         .send()
@@ -135,15 +145,27 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let stats = sim.state.stats.to_json();
     println!();
     println!("Demo summary");
-    println!("  eligible invoices (approved/voided, not exported)  {}", eligible.len());
-    println!("  API calls served                                    {}", stats["total_calls"]);
-    println!("  429s served                                         {}", stats["throttled"]);
+    println!(
+        "  eligible invoices (approved/voided, not exported)  {}",
+        eligible.len()
+    );
+    println!(
+        "  API calls served                                    {}",
+        stats["total_calls"]
+    );
+    println!(
+        "  429s served                                         {}",
+        stats["throttled"]
+    );
     if let Some(endpoints) = stats["endpoints"].as_object() {
         for (endpoint, e) in endpoints {
             println!("    {endpoint:<46} {}", e["calls"]);
         }
     }
-    println!("  time                                                {:.2?}", started.elapsed());
+    println!(
+        "  time                                                {:.2?}",
+        started.elapsed()
+    );
     println!("  (the invoice, payment and Coupa Pay flows join this demo as they land)");
     if args.serve {
         println!("\nServing until Ctrl-C.");

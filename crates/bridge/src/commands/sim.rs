@@ -119,7 +119,11 @@ impl SimArgs {
 
 pub async fn run(args: SimArgs) -> anyhow::Result<()> {
     let config = args.config();
-    if config.filters.values().any(|f| coupa_sim::Resource::from_name(&f.resource).is_none()) {
+    if config
+        .filters
+        .values()
+        .any(|f| coupa_sim::Resource::from_name(&f.resource).is_none())
+    {
         bail!("a --filter names an unknown resource");
     }
     let http = tokio::net::TcpListener::bind(&args.listen)
@@ -142,9 +146,16 @@ pub fn print_banner(sim: &coupa_sim::RunningSim, client_id: &str) {
     let db = sim.state.db.lock();
     println!("Coupa simulator");
     println!("  API        {}/api/invoices", sim.base_url());
-    println!("  OAuth2     POST {}/oauth2/token (client id '{client_id}', secret as configured)", sim.base_url());
+    println!(
+        "  OAuth2     POST {}/oauth2/token (client id '{client_id}', secret as configured)",
+        sim.base_url()
+    );
     println!("  admin      {}/__sim/stats", sim.base_url());
-    println!("  SFTP       sftp://{}@{} (folders /Incoming/InvoicePayments, /Archive/..., /Outgoing/Invoices)", coupa_sim::config::DEFAULT_SFTP_USER, sim.sftp_addr);
+    println!(
+        "  SFTP       sftp://{}@{} (folders /Incoming/InvoicePayments, /Archive/..., /Outgoing/Invoices)",
+        coupa_sim::config::DEFAULT_SFTP_USER,
+        sim.sftp_addr
+    );
     println!("  host key   {}", sim.sftp_host_key);
     println!(
         "  data       {} invoices, {} Coupa Pay payments, {} integrations",

@@ -42,10 +42,12 @@ pub fn routes() -> Router<Arc<SimState>> {
         .route(
             "/faults",
             get(|State(s): State<Arc<SimState>>| async move { Json(json!(s.faults.rules())) })
-                .post(|State(s): State<Arc<SimState>>, Json(rule): Json<FaultRule>| async move {
-                    s.faults.add(rule);
-                    Json(json!(s.faults.rules()))
-                })
+                .post(
+                    |State(s): State<Arc<SimState>>, Json(rule): Json<FaultRule>| async move {
+                        s.faults.add(rule);
+                        Json(json!(s.faults.rules()))
+                    },
+                )
                 .delete(|State(s): State<Arc<SimState>>| async move {
                     s.faults.clear();
                     Json(json!([]))
@@ -69,25 +71,26 @@ pub fn routes() -> Router<Arc<SimState>> {
             get(|State(s): State<Arc<SimState>>| async move {
                 Json(json!(s.db.lock().invoice_custom_fields))
             })
-            .put(|State(s): State<Arc<SimState>>, Json(fields): Json<Vec<String>>| async move {
-                let fields: Vec<String> = fields
-                    .iter()
-                    .map(|f| coupa_doc::names::canonical(f).into_owned())
-                    .collect();
-                s.db.lock().invoice_custom_fields = fields.clone();
-                Json(json!(fields))
-            }),
+            .put(
+                |State(s): State<Arc<SimState>>, Json(fields): Json<Vec<String>>| async move {
+                    let fields: Vec<String> = fields
+                        .iter()
+                        .map(|f| coupa_doc::names::canonical(f).into_owned())
+                        .collect();
+                    s.db.lock().invoice_custom_fields = fields.clone();
+                    Json(json!(fields))
+                },
+            ),
         )
         .route(
             "/alerts",
             get(|State(s): State<Arc<SimState>>| async move {
-                let alerts: Vec<serde_json::Value> = s
-                    .db
-                    .lock()
-                    .alerts
-                    .iter()
-                    .map(|a| to_json(&Value::Object(a.clone())))
-                    .collect();
+                let alerts: Vec<serde_json::Value> =
+                    s.db.lock()
+                        .alerts
+                        .iter()
+                        .map(|a| to_json(&Value::Object(a.clone())))
+                        .collect();
                 Json(json!(alerts))
             }),
         )
@@ -121,7 +124,10 @@ async fn list_records(State(s): State<Arc<SimState>>, Path(name): Path<String>) 
     Ok(Json(json!(rows)))
 }
 
-async fn show_record(State(s): State<Arc<SimState>>, Path((name, id)): Path<(String, i64)>) -> Answer {
+async fn show_record(
+    State(s): State<Arc<SimState>>,
+    Path((name, id)): Path<(String, i64)>,
+) -> Answer {
     let r = resource(&name)?;
     let db = s.db.lock();
     let row = db
@@ -139,9 +145,13 @@ async fn insert_record(
     body: axum::body::Bytes,
 ) -> Answer {
     let r = resource(&name)?;
-    let doc = coupa_doc::json::parse(&body).map_err(|e| bad(StatusCode::BAD_REQUEST, e.to_string()))?;
+    let doc =
+        coupa_doc::json::parse(&body).map_err(|e| bad(StatusCode::BAD_REQUEST, e.to_string()))?;
     let Value::Object(doc) = type_datetimes(doc) else {
-        return Err(bad(StatusCode::BAD_REQUEST, "the record must be a JSON object"));
+        return Err(bad(
+            StatusCode::BAD_REQUEST,
+            "the record must be a JSON object",
+        ));
     };
     let mut db = s.db.lock();
     let id = db.table_mut(r).insert_with(|_| doc);
@@ -156,7 +166,11 @@ fn type_datetimes(v: Value) -> Value {
             Err(_) => Value::Text(t),
         },
         Value::Array(items) => Value::Array(items.into_iter().map(type_datetimes).collect()),
-        Value::Object(o) => Value::Object(o.into_iter().map(|(k, v)| (k, type_datetimes(v))).collect::<Object>()),
+        Value::Object(o) => Value::Object(
+            o.into_iter()
+                .map(|(k, v)| (k, type_datetimes(v)))
+                .collect::<Object>(),
+        ),
         other => other,
     }
 }
@@ -185,7 +199,12 @@ async fn invoice_status(
     Json(b): Json<StatusBody>,
 ) -> Answer {
     let now = s.now();
-    clerk_answer(clerk::set_invoice_status(&mut s.db.lock(), id, &b.status, now))
+    clerk_answer(clerk::set_invoice_status(
+        &mut s.db.lock(),
+        id,
+        &b.status,
+        now,
+    ))
 }
 
 async fn pay_status(
@@ -199,7 +218,9 @@ async fn pay_status(
 
 async fn get_rate_limit(State(s): State<Arc<SimState>>) -> Json<serde_json::Value> {
     Json(match s.throttle.limit() {
-        Some(l) => json!({"per_second": l.per_second, "burst": l.burst, "retry_after": l.retry_after}),
+        Some(l) => {
+            json!({"per_second": l.per_second, "burst": l.burst, "retry_after": l.retry_after})
+        }
         None => serde_json::Value::Null,
     })
 }
@@ -230,7 +251,10 @@ struct FilesQuery {
     dir: String,
 }
 
-async fn list_files(State(s): State<Arc<SimState>>, Query(q): Query<FilesQuery>) -> Json<serde_json::Value> {
+async fn list_files(
+    State(s): State<Arc<SimState>>,
+    Query(q): Query<FilesQuery>,
+) -> Json<serde_json::Value> {
     let files: Vec<serde_json::Value> = s
         .files
         .list_files(&q.dir)
@@ -248,7 +272,10 @@ struct ReseedBody {
 }
 
 /// Replaces every record with freshly generated data.
-async fn reseed(State(s): State<Arc<SimState>>, Json(b): Json<ReseedBody>) -> Json<serde_json::Value> {
+async fn reseed(
+    State(s): State<Arc<SimState>>,
+    Json(b): Json<ReseedBody>,
+) -> Json<serde_json::Value> {
     let mut config = s.config.clone();
     config.seed = b.seed.unwrap_or(config.seed);
     config.invoices = b.invoices.unwrap_or(config.invoices);

@@ -108,7 +108,11 @@ fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
 }
 
 /// `POST /oauth2/token`.
-pub async fn token(State(state): State<Arc<SimState>>, headers: HeaderMap, body: String) -> Response {
+pub async fn token(
+    State(state): State<Arc<SimState>>,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
     let form: HashMap<String, String> = crate::query::params(&body).into_iter().collect();
     if form.get("grant_type").map(String::as_str) != Some("client_credentials") {
         return oauth_error(
@@ -158,7 +162,11 @@ pub async fn token(State(state): State<Arc<SimState>>, headers: HeaderMap, body:
         "expires_in": ttl.as_secs().saturating_sub(1),
         "scope": scopes.join(" "),
     });
-    let mut resp = (StatusCode::OK, serde_json::to_vec(&json).unwrap_or_default()).into_response();
+    let mut resp = (
+        StatusCode::OK,
+        serde_json::to_vec(&json).unwrap_or_default(),
+    )
+        .into_response();
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json; charset=utf-8"),
@@ -176,8 +184,12 @@ fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
     }
     let decoded = String::from_utf8(STANDARD.decode(encoded.trim()).ok()?).ok()?;
     let (id, secret) = decoded.split_once(':')?;
-    let id = percent_encoding::percent_decode_str(id).decode_utf8().ok()?;
-    let secret = percent_encoding::percent_decode_str(secret).decode_utf8().ok()?;
+    let id = percent_encoding::percent_decode_str(id)
+        .decode_utf8()
+        .ok()?;
+    let secret = percent_encoding::percent_decode_str(secret)
+        .decode_utf8()
+        .ok()?;
     Some((id.into_owned(), secret.into_owned()))
 }
 
@@ -229,8 +241,12 @@ pub async fn require(State(state): State<Arc<SimState>>, req: Request, next: Nex
         return unauthorized(format, "invalid_request", "An access token is required");
     };
     match state.tokens.check(&token) {
-        Err(TokenProblem::Unknown) => unauthorized(format, "invalid_token", "The access token is not valid"),
-        Err(TokenProblem::Expired) => unauthorized(format, "invalid_token", "The access token expired"),
+        Err(TokenProblem::Unknown) => {
+            unauthorized(format, "invalid_token", "The access token is not valid")
+        }
+        Err(TokenProblem::Expired) => {
+            unauthorized(format, "invalid_token", "The access token expired")
+        }
         Ok(scopes) if !scopes.iter().any(|s| s == needed) => {
             let challenge = format!("Bearer error=\"insufficient_scope\", scope=\"{needed}\"");
             let mut e = ApiError::new(
@@ -263,15 +279,27 @@ mod tests {
     #[test]
     fn paths_map_to_resources_and_scopes() {
         assert_eq!(resource_of("/api/invoices/5"), Some(Resource::Invoices));
-        assert_eq!(resource_of("/api/coupa_pay/payments/5/export"), Some(Resource::PayPayments));
+        assert_eq!(
+            resource_of("/api/coupa_pay/payments/5/export"),
+            Some(Resource::PayPayments)
+        );
         assert_eq!(
             resource_of("/api/integration_history_records/create_alert"),
             Some(Resource::HistoryRecords)
         );
         assert_eq!(resource_of("/api/invoicesx"), None);
-        assert_eq!(required_scope(&Method::GET, Resource::Invoices), "core.invoice.read");
-        assert_eq!(required_scope(&Method::PUT, Resource::Invoices), "core.invoice.write");
-        assert_eq!(required_scope(&Method::GET, Resource::DataFileSources), "core.common.read");
+        assert_eq!(
+            required_scope(&Method::GET, Resource::Invoices),
+            "core.invoice.read"
+        );
+        assert_eq!(
+            required_scope(&Method::PUT, Resource::Invoices),
+            "core.invoice.write"
+        );
+        assert_eq!(
+            required_scope(&Method::GET, Resource::DataFileSources),
+            "core.common.read"
+        );
     }
 
     #[test]

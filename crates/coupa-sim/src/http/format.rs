@@ -114,7 +114,9 @@ impl IntoResponse for Reply {
     fn into_response(self) -> Response {
         let bytes: Vec<u8> = match (&self.body, self.format) {
             (Body::Empty, _) => Vec::new(),
-            (Body::One(_, row), Format::Json) => coupa_doc::json::to_vec(&Value::Object(row.clone())),
+            (Body::One(_, row), Format::Json) => {
+                coupa_doc::json::to_vec(&Value::Object(row.clone()))
+            }
             (Body::One(r, row), Format::Xml) => {
                 coupa_doc::xml::to_string(r.element(), &Value::Object(row.clone())).into_bytes()
             }
@@ -258,14 +260,19 @@ pub fn read_body(
         Format::Xml => coupa_doc::xml::parse(body).map(|(_, v)| v),
     };
     let value = parsed.map_err(|e| {
-        ApiError::invalid(reply_format, resource, vec![format!("Could not read the request body: {e}")])
+        ApiError::invalid(
+            reply_format,
+            resource,
+            vec![format!("Could not read the request body: {e}")],
+        )
     })?;
     match value {
         Value::Object(mut o) => {
-            if o.len() == 1 && matches!(o.get(resource.element()), Some(Value::Object(_))) {
-                if let Some(Value::Object(inner)) = o.remove(resource.element()) {
-                    return Ok(inner);
-                }
+            if o.len() == 1
+                && matches!(o.get(resource.element()), Some(Value::Object(_)))
+                && let Some(Value::Object(inner)) = o.remove(resource.element())
+            {
+                return Ok(inner);
             }
             Ok(o)
         }

@@ -23,9 +23,9 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use futures_util::StreamExt;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
-use futures_util::StreamExt;
 use tower::ServiceExt;
 
 use crate::SimState;
@@ -105,10 +105,7 @@ async fn throttle(State(state): State<Arc<SimState>>, req: Request, next: Next) 
 struct DropConnection;
 
 async fn inject_faults(State(state): State<Arc<SimState>>, req: Request, next: Next) -> Response {
-    let Some(fault) = state
-        .faults
-        .decide(req.method().as_str(), req.uri().path())
-    else {
+    let Some(fault) = state.faults.decide(req.method().as_str(), req.uri().path()) else {
         return next.run(req).await;
     };
     state.stats.record_fault();
@@ -180,20 +177,23 @@ pub async fn serve(listener: TcpListener, app: Router, shutdown: impl Future<Out
         };
         let _ = stream.set_nodelay(true);
         let app = app.clone();
-        let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-            let app = app.clone();
-            async move {
-                let resp = match app.oneshot(req.map(Body::new)).await {
-                    Ok(resp) => resp,
-                    Err(never) => match never {},
-                };
-                if resp.extensions().get::<DropConnection>().is_some() {
-                    // An error from the service makes hyper close the connection unanswered.
-                    return Err(std::io::Error::other("connection dropped by fault injection"));
+        let service =
+            hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                let app = app.clone();
+                async move {
+                    let resp = match app.oneshot(req.map(Body::new)).await {
+                        Ok(resp) => resp,
+                        Err(never) => match never {},
+                    };
+                    if resp.extensions().get::<DropConnection>().is_some() {
+                        // An error from the service makes hyper close the connection unanswered.
+                        return Err(std::io::Error::other(
+                            "connection dropped by fault injection",
+                        ));
+                    }
+                    Ok::<_, std::io::Error>(resp)
                 }
-                Ok::<_, std::io::Error>(resp)
-            }
-        });
+            });
         let conn = hyper::server::conn::http1::Builder::new()
             .keep_alive(true)
             .serve_connection(TokioIo::new(stream), service);

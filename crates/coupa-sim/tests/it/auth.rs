@@ -13,7 +13,10 @@ async fn token_by_form_body_and_by_basic_header() {
     let t = empty_sim().await;
     for basic in [false, true] {
         let mut req = t.http.post(t.url("/oauth2/token"));
-        let mut form = vec![("grant_type", "client_credentials"), ("scope", "core.invoice.read")];
+        let mut form = vec![
+            ("grant_type", "client_credentials"),
+            ("scope", "core.invoice.read"),
+        ];
         if basic {
             req = req.basic_auth(DEFAULT_CLIENT_ID, Some(DEFAULT_CLIENT_SECRET));
         } else {
@@ -34,13 +37,48 @@ async fn token_by_form_body_and_by_basic_header() {
 async fn bad_credentials_grant_and_scope_are_400() {
     let t = empty_sim().await;
     let cases = [
-        (vec![("grant_type", "client_credentials"), ("client_id", DEFAULT_CLIENT_ID), ("client_secret", "wrong")], "invalid_client"),
-        (vec![("grant_type", "client_credentials"), ("client_id", "nobody"), ("client_secret", DEFAULT_CLIENT_SECRET)], "invalid_client"),
-        (vec![("grant_type", "password"), ("client_id", DEFAULT_CLIENT_ID), ("client_secret", DEFAULT_CLIENT_SECRET)], "unsupported_grant_type"),
-        (vec![("grant_type", "client_credentials"), ("client_id", DEFAULT_CLIENT_ID), ("client_secret", DEFAULT_CLIENT_SECRET), ("scope", "core.user.write")], "invalid_scope"),
+        (
+            vec![
+                ("grant_type", "client_credentials"),
+                ("client_id", DEFAULT_CLIENT_ID),
+                ("client_secret", "wrong"),
+            ],
+            "invalid_client",
+        ),
+        (
+            vec![
+                ("grant_type", "client_credentials"),
+                ("client_id", "nobody"),
+                ("client_secret", DEFAULT_CLIENT_SECRET),
+            ],
+            "invalid_client",
+        ),
+        (
+            vec![
+                ("grant_type", "password"),
+                ("client_id", DEFAULT_CLIENT_ID),
+                ("client_secret", DEFAULT_CLIENT_SECRET),
+            ],
+            "unsupported_grant_type",
+        ),
+        (
+            vec![
+                ("grant_type", "client_credentials"),
+                ("client_id", DEFAULT_CLIENT_ID),
+                ("client_secret", DEFAULT_CLIENT_SECRET),
+                ("scope", "core.user.write"),
+            ],
+            "invalid_scope",
+        ),
     ];
     for (form, error) in cases {
-        let resp = t.http.post(t.url("/oauth2/token")).form(&form).send().await.expect("request");
+        let resp = t
+            .http
+            .post(t.url("/oauth2/token"))
+            .form(&form)
+            .send()
+            .await
+            .expect("request");
         assert_eq!(resp.status(), StatusCode::BAD_REQUEST, "{form:?}");
         let v: serde_json::Value = resp.json().await.expect("json");
         assert_eq!(v["error"], error, "{form:?}");
@@ -81,7 +119,10 @@ async fn missing_or_unknown_token_is_401_and_missing_scope_403() {
         .expect("request");
     assert_eq!(get.status(), StatusCode::OK);
     for (method, path) in [
-        (reqwest::Method::PUT, format!("/api/invoices/{id}?exported=true")),
+        (
+            reqwest::Method::PUT,
+            format!("/api/invoices/{id}?exported=true"),
+        ),
         (reqwest::Method::GET, "/api/coupa_pay/payments".to_owned()),
         (reqwest::Method::GET, "/api/integration_runs".to_owned()),
         (reqwest::Method::GET, "/api/data_file_sources".to_owned()),
@@ -95,10 +136,18 @@ async fn missing_or_unknown_token_is_401_and_missing_scope_403() {
             .await
             .expect("request");
         assert_eq!(resp.status(), StatusCode::FORBIDDEN, "{method} {path}");
-        let challenge = resp.headers()["www-authenticate"].to_str().expect("ascii").to_owned();
+        let challenge = resp.headers()["www-authenticate"]
+            .to_str()
+            .expect("ascii")
+            .to_owned();
         assert!(challenge.contains("insufficient_scope"), "{challenge}");
     }
-    assert_eq!(t.invoice(id).get("exported").and_then(coupa_doc::Value::as_bool), Some(false));
+    assert_eq!(
+        t.invoice(id)
+            .get("exported")
+            .and_then(coupa_doc::Value::as_bool),
+        Some(false)
+    );
 }
 
 #[tokio::test]
@@ -110,7 +159,10 @@ async fn tokens_expire_after_their_lifetime() {
         ..SimConfig::default()
     })
     .await;
-    assert_eq!(t.get("/api/invoices", Fmt::Json).await.status, StatusCode::OK);
+    assert_eq!(
+        t.get("/api/invoices", Fmt::Json).await.status,
+        StatusCode::OK
+    );
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let a = t.get("/api/invoices", Fmt::Json).await;
     assert_eq!(a.status, StatusCode::UNAUTHORIZED);
@@ -127,7 +179,10 @@ async fn the_legacy_api_key_works_only_when_configured() {
         ..SimConfig::default()
     })
     .await;
-    for (t, want) in [(&without, StatusCode::UNAUTHORIZED), (&with, StatusCode::OK)] {
+    for (t, want) in [
+        (&without, StatusCode::UNAUTHORIZED),
+        (&with, StatusCode::OK),
+    ] {
         let resp = t
             .http
             .get(t.url("/api/invoices"))

@@ -169,7 +169,13 @@ impl TestSim {
     }
 
     /// Inserts an invoice row directly (what seeding does), returning its id.
-    pub fn add_invoice(&self, number: &str, status: &str, supplier: &str, supplier_number: &str) -> i64 {
+    pub fn add_invoice(
+        &self,
+        number: &str,
+        status: &str,
+        supplier: &str,
+        supplier_number: &str,
+    ) -> i64 {
         let when = chrono::DateTime::parse_from_rfc3339("2026-03-10T00:00:00-07:00").expect("date");
         self.sim.state.db.lock().invoices.insert_with(|_| {
             Object::new()
@@ -193,7 +199,10 @@ impl TestSim {
                 )
                 .with(
                     "currency",
-                    Object::new().with("id", 1).with("code", "USD").with("decimals", 2),
+                    Object::new()
+                        .with("id", 1)
+                        .with("code", "USD")
+                        .with("decimals", 2),
                 )
                 .with(
                     "invoice-lines",

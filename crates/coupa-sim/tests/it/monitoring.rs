@@ -18,12 +18,18 @@ fn integration_body(fmt: Fmt, code: &str) -> String {
 }
 
 async fn setup(t: &TestSim, fmt: Fmt, code: &str) -> i64 {
-    let a = t.post("/api/integrations", fmt, &integration_body(fmt, code)).await;
+    let a = t
+        .post("/api/integrations", fmt, &integration_body(fmt, code))
+        .await;
     assert_eq!(a.status, StatusCode::CREATED, "{}", a.body);
     let id = a.object().get("id").and_then(Value::as_i64).expect("id");
     let contact = match fmt {
-        Fmt::Json => format!(r#"{{"contact-alert-type":"Functional","contactable-type":"User","contactable-id":5,"integration":{{"code":"{code}"}}}}"#),
-        Fmt::Xml => format!("<integration-contact><contact-alert-type>Functional</contact-alert-type><contactable-type>User</contactable-type><contactable-id>5</contactable-id><integration><code>{code}</code></integration></integration-contact>"),
+        Fmt::Json => format!(
+            r#"{{"contact-alert-type":"Functional","contactable-type":"User","contactable-id":5,"integration":{{"code":"{code}"}}}}"#
+        ),
+        Fmt::Xml => format!(
+            "<integration-contact><contact-alert-type>Functional</contact-alert-type><contactable-type>User</contactable-type><contactable-id>5</contactable-id><integration><code>{code}</code></integration></integration-contact>"
+        ),
     };
     let a = t.post("/api/integration_contacts", fmt, &contact).await;
     assert_eq!(a.status, StatusCode::CREATED, "{}", a.body);
@@ -36,16 +42,39 @@ async fn integrations_validate_required_fields_and_unique_codes() {
     for fmt in BOTH {
         let code = format!("ERP-{fmt:?}");
         setup(&t, fmt, &code).await;
-        let again = t.post("/api/integrations", fmt, &integration_body(fmt, &code)).await;
+        let again = t
+            .post("/api/integrations", fmt, &integration_body(fmt, &code))
+            .await;
         assert_eq!(again.status, StatusCode::BAD_REQUEST);
         let errors = again.errors();
-        assert!(errors.contains(&"Code has already been taken".to_owned()), "{errors:?}");
-        let empty = t.post("/api/integrations", fmt, if fmt == Fmt::Json { "{}" } else { "<integration></integration>" }).await;
+        assert!(
+            errors.contains(&"Code has already been taken".to_owned()),
+            "{errors:?}"
+        );
+        let empty = t
+            .post(
+                "/api/integrations",
+                fmt,
+                if fmt == Fmt::Json {
+                    "{}"
+                } else {
+                    "<integration></integration>"
+                },
+            )
+            .await;
         assert_eq!(empty.status, StatusCode::BAD_REQUEST);
-        assert!(empty.errors().iter().any(|e| e == "Name can't be blank"), "{:?}", empty.errors());
+        assert!(
+            empty.errors().iter().any(|e| e == "Name can't be blank"),
+            "{:?}",
+            empty.errors()
+        );
         let bad_dir = integration_body(fmt, "X-DIR").replace("from_coupa", "sideways");
         let a = t.post("/api/integrations", fmt, &bad_dir).await;
-        assert!(a.errors().iter().any(|e| e.contains("sideways")), "{:?}", a.errors());
+        assert!(
+            a.errors().iter().any(|e| e.contains("sideways")),
+            "{:?}",
+            a.errors()
+        );
     }
 }
 
@@ -57,7 +86,9 @@ async fn an_integration_run_goes_through_its_life() {
         setup(&t, fmt, &code).await;
         let body = match fmt {
             Fmt::Json => format!(r#"{{"integration":{{"code":"{code}"}}}}"#),
-            Fmt::Xml => format!("<integration-run><integration><code>{code}</code></integration></integration-run>"),
+            Fmt::Xml => format!(
+                "<integration-run><integration><code>{code}</code></integration></integration-run>"
+            ),
         };
         let a = t.post("/api/integration_runs", fmt, &body).await;
         assert_eq!(a.status, StatusCode::CREATED, "{}", a.body);
@@ -68,20 +99,51 @@ async fn an_integration_run_goes_through_its_life() {
             Fmt::Json => r#"{"total_records": 12}"#.to_owned(),
             Fmt::Xml => "<integration-run><total-records type=\"integer\">12</total-records></integration-run>".to_owned(),
         };
-        let a = t.put(&format!("/api/integration_runs/{id}/run"), fmt, &total).await;
+        let a = t
+            .put(&format!("/api/integration_runs/{id}/run"), fmt, &total)
+            .await;
         let o = a.object();
-        assert_eq!(o.get("status").and_then(Value::as_str), Some("running"), "{}", a.body);
+        assert_eq!(
+            o.get("status").and_then(Value::as_str),
+            Some("running"),
+            "{}",
+            a.body
+        );
         assert_eq!(o.get("total-records").and_then(Value::as_i64), Some(12));
-        for (action, status) in [("pause", "paused"), ("pending", "pending"), ("run", "running"), ("success", "successful"), ("finish", "successful")] {
-            let a = t.put(&format!("/api/integration_runs/{id}/{action}"), fmt, "").await;
-            assert_eq!(a.object().get("status").and_then(Value::as_str), Some(status), "{action}: {}", a.body);
+        for (action, status) in [
+            ("pause", "paused"),
+            ("pending", "pending"),
+            ("run", "running"),
+            ("success", "successful"),
+            ("finish", "successful"),
+        ] {
+            let a = t
+                .put(&format!("/api/integration_runs/{id}/{action}"), fmt, "")
+                .await;
+            assert_eq!(
+                a.object().get("status").and_then(Value::as_str),
+                Some(status),
+                "{action}: {}",
+                a.body
+            );
         }
-        let a = t.put(&format!("/api/integration_runs/{id}/run"), fmt, "").await;
-        assert_eq!(a.status, StatusCode::BAD_REQUEST, "an ended run cannot run again");
+        let a = t
+            .put(&format!("/api/integration_runs/{id}/run"), fmt, "")
+            .await;
+        assert_eq!(
+            a.status,
+            StatusCode::BAD_REQUEST,
+            "an ended run cannot run again"
+        );
         let a = t.post("/api/integration_runs", fmt, &body).await;
         let failed = a.object().get("id").and_then(Value::as_i64).expect("id");
-        let a = t.put(&format!("/api/integration_runs/{failed}/fail"), fmt, "").await;
-        assert_eq!(a.object().get("status").and_then(Value::as_str), Some("failed"));
+        let a = t
+            .put(&format!("/api/integration_runs/{failed}/fail"), fmt, "")
+            .await;
+        assert_eq!(
+            a.object().get("status").and_then(Value::as_str),
+            Some("failed")
+        );
         assert!(a.object().get("end-time").is_some_and(|v| !v.is_null()));
     }
 }
@@ -92,7 +154,11 @@ async fn history_records_errors_alerts_and_resolution() {
     let code = "ERP-INVOICES";
     setup(&t, Fmt::Json, code).await;
     let run = t
-        .post("/api/integration_runs", Fmt::Json, &format!(r#"{{"integration":{{"code":"{code}"}}}}"#))
+        .post(
+            "/api/integration_runs",
+            Fmt::Json,
+            &format!(r#"{{"integration":{{"code":"{code}"}}}}"#),
+        )
         .await
         .object()
         .get("id")
@@ -103,18 +169,44 @@ async fn history_records_errors_alerts_and_resolution() {
         r#"{{"document-type":"InvoiceHeader","document-id":1001,"document-status":"approved","contact-alert-type":"Functional","status":"Success","integration":{{"code":"{code}"}},"integration-run":{{"id":{run}}},"responses":[{{"response-code":"Success-1234","response-message":"went well"}}]}}"#
     );
     let a = t
-        .put(r#"/api/integration_history_records?fields=["id","document-id","status"]"#, Fmt::Json, &record)
+        .put(
+            r#"/api/integration_history_records?fields=["id","document-id","status"]"#,
+            Fmt::Json,
+            &record,
+        )
         .await;
     assert_eq!(a.status, StatusCode::CREATED, "{}", a.body);
-    assert_eq!(a.object().keys().collect::<Vec<_>>(), ["id", "document-id", "status"]);
-    let failure = record.replace("\"Success\"", "\"Error\"").replace("went well", "Period is closed");
-    let a = t.post("/api/integration_history_records/create_alert", Fmt::Json, &failure).await;
+    assert_eq!(
+        a.object().keys().collect::<Vec<_>>(),
+        ["id", "document-id", "status"]
+    );
+    let failure = record
+        .replace("\"Success\"", "\"Error\"")
+        .replace("went well", "Period is closed");
+    let a = t
+        .post(
+            "/api/integration_history_records/create_alert",
+            Fmt::Json,
+            &failure,
+        )
+        .await;
     assert_eq!(a.status, StatusCode::CREATED, "{}", a.body);
     let alert_record = a.object().get("id").and_then(Value::as_i64).expect("id");
     let alerts = t.sim.state.db.lock().alerts.clone();
     assert_eq!(alerts.len(), 1);
-    assert!(alerts[0].get("message").and_then(Value::as_str).is_some_and(|m| m.contains("Period is closed")));
-    assert_eq!(alerts[0].get("recipients").and_then(Value::as_array).map(<[Value]>::len), Some(1));
+    assert!(
+        alerts[0]
+            .get("message")
+            .and_then(Value::as_str)
+            .is_some_and(|m| m.contains("Period is closed"))
+    );
+    assert_eq!(
+        alerts[0]
+            .get("recipients")
+            .and_then(Value::as_array)
+            .map(<[Value]>::len),
+        Some(1)
+    );
     // Batched lookup of unresolved records, then resolve: answered as a one-element list.
     for fmt in BOTH {
         let open = t
@@ -122,15 +214,36 @@ async fn history_records_errors_alerts_and_resolution() {
             .await
             .list();
         assert_eq!(open.len(), if fmt == Fmt::Json { 2 } else { 1 }, "{fmt:?}");
-        let target = open[0].pointer(&["id"]).and_then(Value::as_i64).expect("id");
-        let a = t.put(&format!("/api/integration_history_records/{target}/resolve"), fmt, "").await;
+        let target = open[0]
+            .pointer(&["id"])
+            .and_then(Value::as_i64)
+            .expect("id");
+        let a = t
+            .put(
+                &format!("/api/integration_history_records/{target}/resolve"),
+                fmt,
+                "",
+            )
+            .await;
         assert_eq!(a.status, StatusCode::OK, "{}", a.body);
         let list = a.list();
         assert_eq!(list.len(), 1);
-        assert_eq!(list[0].pointer(&["resolved"]).and_then(Value::as_bool), Some(true));
+        assert_eq!(
+            list[0].pointer(&["resolved"]).and_then(Value::as_bool),
+            Some(true)
+        );
     }
-    let a = t.put(&format!("/api/integration_history_records/{alert_record}/unresolve"), Fmt::Json, "").await;
-    assert_eq!(a.list()[0].pointer(&["resolved"]).and_then(Value::as_bool), Some(false));
+    let a = t
+        .put(
+            &format!("/api/integration_history_records/{alert_record}/unresolve"),
+            Fmt::Json,
+            "",
+        )
+        .await;
+    assert_eq!(
+        a.list()[0].pointer(&["resolved"]).and_then(Value::as_bool),
+        Some(false)
+    );
 
     // Option 3: an integration error by the guide's flat integration-run-id makes the run end
     // "errored" until it is resolved.
@@ -140,23 +253,58 @@ async fn history_records_errors_alerts_and_resolution() {
     for fmt in BOTH {
         let body = match fmt {
             Fmt::Json => error.clone(),
-            Fmt::Xml => format!("<integration-error><document-type>InvoiceHeader</document-type><document-id>1003</document-id><contact-alert-type>Functional</contact-alert-type><integration-run-id>{run}</integration-run-id><responses type=\"array\"><response><response-code>Failure-CC</response-code><response-message>Cost center closed</response-message></response></responses></integration-error>"),
+            Fmt::Xml => format!(
+                "<integration-error><document-type>InvoiceHeader</document-type><document-id>1003</document-id><contact-alert-type>Functional</contact-alert-type><integration-run-id>{run}</integration-run-id><responses type=\"array\"><response><response-code>Failure-CC</response-code><response-message>Cost center closed</response-message></response></responses></integration-error>"
+            ),
         };
-        let a = t.post("/api/integration_errors/create_alert", fmt, &body).await;
+        let a = t
+            .post("/api/integration_errors/create_alert", fmt, &body)
+            .await;
         assert_eq!(a.status, StatusCode::CREATED, "{}", a.body);
         let o = a.object();
-        assert_eq!(o.pointer(&["integration", "code"]).and_then(Value::as_str), Some(code), "integration taken from the run");
         assert_eq!(
-            o.pointer(&["responses"]).and_then(Value::as_array).map(<[Value]>::len),
+            o.pointer(&["integration", "code"]).and_then(Value::as_str),
+            Some(code),
+            "integration taken from the run"
+        );
+        assert_eq!(
+            o.pointer(&["responses"])
+                .and_then(Value::as_array)
+                .map(<[Value]>::len),
             Some(1)
         );
     }
     let missing_run = t
-        .post("/api/integration_errors", Fmt::Json, r#"{"contact-alert-type":"Functional"}"#)
+        .post(
+            "/api/integration_errors",
+            Fmt::Json,
+            r#"{"contact-alert-type":"Functional"}"#,
+        )
         .await;
     assert_eq!(missing_run.status, StatusCode::BAD_REQUEST);
-    assert!(missing_run.errors().iter().any(|e| e.contains("Integration run")), "{:?}", missing_run.errors());
-    let a = t.put(&format!("/api/integration_runs/{run}/success"), Fmt::Json, "").await;
-    assert_eq!(a.object().get("status").and_then(Value::as_str), Some("errored"));
-    assert!(a.object().get("records-processed").and_then(Value::as_i64).is_some_and(|n| n >= 4));
+    assert!(
+        missing_run
+            .errors()
+            .iter()
+            .any(|e| e.contains("Integration run")),
+        "{:?}",
+        missing_run.errors()
+    );
+    let a = t
+        .put(
+            &format!("/api/integration_runs/{run}/success"),
+            Fmt::Json,
+            "",
+        )
+        .await;
+    assert_eq!(
+        a.object().get("status").and_then(Value::as_str),
+        Some("errored")
+    );
+    assert!(
+        a.object()
+            .get("records-processed")
+            .and_then(Value::as_i64)
+            .is_some_and(|n| n >= 4)
+    );
 }

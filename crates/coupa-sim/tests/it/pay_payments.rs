@@ -11,7 +11,10 @@ fn add_payment(t: &TestSim, kind: &str, bank: &str) -> i64 {
             .with("status", "completed_successfully")
             .with("exported", false)
             .with("last-exported-at", Value::Null)
-            .with("pay-to-account", Object::new().with("id", 9).with("type", kind))
+            .with(
+                "pay-to-account",
+                Object::new().with("id", 9).with("type", kind),
+            )
             .with(
                 "pay-from-account",
                 Object::new().with("id", 8).with(
@@ -23,7 +26,14 @@ fn add_payment(t: &TestSim, kind: &str, bank: &str) -> i64 {
 }
 
 fn exported(t: &TestSim, id: i64) -> Option<bool> {
-    t.sim.state.db.lock().pay_payments.get(id).and_then(|r| r.get("exported")).and_then(Value::as_bool)
+    t.sim
+        .state
+        .db
+        .lock()
+        .pay_payments
+        .get(id)
+        .and_then(|r| r.get("exported"))
+        .and_then(Value::as_bool)
 }
 
 #[tokio::test]
@@ -31,7 +41,13 @@ async fn three_ways_to_mark_exported_in_both_formats() {
     let t = empty_sim().await;
     for fmt in BOTH {
         let by_query = add_payment(&t, "CoupaPay::SupplierPaymentAccount", "WEX");
-        let a = t.put(&format!("/api/coupa_pay/payments/{by_query}?exported=true"), fmt, "").await;
+        let a = t
+            .put(
+                &format!("/api/coupa_pay/payments/{by_query}?exported=true"),
+                fmt,
+                "",
+            )
+            .await;
         assert_eq!(a.status, StatusCode::OK, "{}", a.body);
         assert_eq!(exported(&t, by_query), Some(true));
 
@@ -40,18 +56,40 @@ async fn three_ways_to_mark_exported_in_both_formats() {
             Fmt::Json => r#"{"exported": true}"#,
             Fmt::Xml => "<coupa-pay-payment><exported>true</exported></coupa-pay-payment>",
         };
-        let a = t.put(&format!("/api/coupa_pay/payments/{by_body}"), fmt, body).await;
+        let a = t
+            .put(&format!("/api/coupa_pay/payments/{by_body}"), fmt, body)
+            .await;
         assert_eq!(a.status, StatusCode::OK, "{}", a.body);
         assert_eq!(exported(&t, by_body), Some(true));
-        assert!(a.object().get("last-exported-at").is_some_and(|v| !v.is_null()));
+        assert!(
+            a.object()
+                .get("last-exported-at")
+                .is_some_and(|v| !v.is_null())
+        );
 
         let by_action = add_payment(&t, "CoupaPay::SupplierPaymentAccount", "WEX");
-        let a = t.put(&format!("/api/coupa_pay/payments/{by_action}/export"), fmt, "").await;
+        let a = t
+            .put(
+                &format!("/api/coupa_pay/payments/{by_action}/export"),
+                fmt,
+                "",
+            )
+            .await;
         assert_eq!(a.status, StatusCode::OK, "{}", a.body);
         assert_eq!(exported(&t, by_action), Some(true));
 
         let other = add_payment(&t, "CoupaPay::SupplierPaymentAccount", "WEX");
-        let a = t.put(&format!("/api/coupa_pay/payments/{other}"), fmt, if fmt == Fmt::Json { r#"{"status":"draft"}"# } else { "<coupa-pay-payment><status>draft</status></coupa-pay-payment>" }).await;
+        let a = t
+            .put(
+                &format!("/api/coupa_pay/payments/{other}"),
+                fmt,
+                if fmt == Fmt::Json {
+                    r#"{"status":"draft"}"#
+                } else {
+                    "<coupa-pay-payment><status>draft</status></coupa-pay-payment>"
+                },
+            )
+            .await;
         assert_eq!(a.status, StatusCode::BAD_REQUEST);
         assert_eq!(exported(&t, other), Some(false));
     }

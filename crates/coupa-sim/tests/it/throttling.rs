@@ -25,7 +25,11 @@ async fn beyond_the_budget_requests_get_429_without_retry_after_by_default() {
         let t = sim_with(SimConfig {
             invoices: 0,
             pay_payments: 0,
-            rate_limit: Some(RateLimit { per_second: 2, burst: 5, retry_after }),
+            rate_limit: Some(RateLimit {
+                per_second: 2,
+                burst: 5,
+                retry_after,
+            }),
             ..SimConfig::default()
         })
         .await;
@@ -37,7 +41,10 @@ async fn beyond_the_budget_requests_get_429_without_retry_after_by_default() {
             headers.push(a.headers.get("retry-after").cloned());
         }
         let ok = statuses.iter().filter(|s| **s == StatusCode::OK).count();
-        let throttled = statuses.iter().filter(|s| **s == StatusCode::TOO_MANY_REQUESTS).count();
+        let throttled = statuses
+            .iter()
+            .filter(|s| **s == StatusCode::TOO_MANY_REQUESTS)
+            .count();
         assert!((5..=6).contains(&ok), "{statuses:?}");
         assert_eq!(ok + throttled, 12);
         assert_eq!(t.sim.state.stats.throttled(), throttled as u64);
@@ -53,13 +60,25 @@ async fn beyond_the_budget_requests_get_429_without_retry_after_by_default() {
 #[tokio::test]
 async fn status_faults_answer_in_coupas_envelope_then_stop() {
     let t = empty_sim().await;
-    t.sim.state.faults.add(rule(FaultKind::Status { status: 503 }, "/api/invoices", 2));
-    assert_eq!(t.get("/api/invoices", Fmt::Xml).await.status, StatusCode::SERVICE_UNAVAILABLE);
+    t.sim
+        .state
+        .faults
+        .add(rule(FaultKind::Status { status: 503 }, "/api/invoices", 2));
+    assert_eq!(
+        t.get("/api/invoices", Fmt::Xml).await.status,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
     let a = t.get("/api/invoices", Fmt::Json).await;
     assert_eq!(a.status, StatusCode::SERVICE_UNAVAILABLE);
     assert!(!a.errors().is_empty());
-    assert_eq!(t.get("/api/invoices", Fmt::Json).await.status, StatusCode::OK);
-    assert_eq!(t.get("/api/integrations", Fmt::Json).await.status, StatusCode::OK);
+    assert_eq!(
+        t.get("/api/invoices", Fmt::Json).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        t.get("/api/integrations", Fmt::Json).await.status,
+        StatusCode::OK
+    );
     assert_eq!(t.sim.state.stats.faults(), 2);
     let s = t.sim.state.stats.endpoint("GET /api/invoices");
     assert_eq!(s.calls, 3);
@@ -70,7 +89,10 @@ async fn status_faults_answer_in_coupas_envelope_then_stop() {
 async fn a_dropped_connection_still_applies_the_change() {
     let t = empty_sim().await;
     let id = t.add_invoice("INV-DROP", "approved", "Acme", "S1");
-    t.sim.state.faults.add(FaultRule { method: Some("PUT".into()), ..rule(FaultKind::Drop, "/api/invoices", 1) });
+    t.sim.state.faults.add(FaultRule {
+        method: Some("PUT".into()),
+        ..rule(FaultKind::Drop, "/api/invoices", 1)
+    });
     let err = t
         .http
         .put(t.url(&format!("/api/invoices/{id}?exported=true")))
@@ -79,7 +101,10 @@ async fn a_dropped_connection_still_applies_the_change() {
         .await
         .expect_err("no answer comes back");
     assert!(!err.is_status(), "{err}");
-    assert_eq!(t.invoice(id).get("exported").and_then(Value::as_bool), Some(true));
+    assert_eq!(
+        t.invoice(id).get("exported").and_then(Value::as_bool),
+        Some(true)
+    );
 }
 
 #[tokio::test]
@@ -88,7 +113,10 @@ async fn truncated_bodies_fail_to_read() {
     for i in 0..5 {
         t.add_invoice(&format!("INV-T{i}"), "approved", "Acme", "S1");
     }
-    t.sim.state.faults.add(rule(FaultKind::Truncate, "/api/invoices", 1));
+    t.sim
+        .state
+        .faults
+        .add(rule(FaultKind::Truncate, "/api/invoices", 1));
     let resp = t
         .http
         .get(t.url("/api/invoices"))
@@ -104,14 +132,36 @@ async fn truncated_bodies_fail_to_read() {
 #[tokio::test]
 async fn delays_slow_the_answer_and_token_expiry_forces_a_new_token() {
     let t = empty_sim().await;
-    t.sim.state.faults.add(rule(FaultKind::Delay { millis: 300 }, "/api/integrations", 1));
+    t.sim.state.faults.add(rule(
+        FaultKind::Delay { millis: 300 },
+        "/api/integrations",
+        1,
+    ));
     let started = std::time::Instant::now();
-    assert_eq!(t.get("/api/integrations", Fmt::Json).await.status, StatusCode::OK);
+    assert_eq!(
+        t.get("/api/integrations", Fmt::Json).await.status,
+        StatusCode::OK
+    );
     assert!(started.elapsed() >= std::time::Duration::from_millis(300));
-    t.sim.state.faults.add(rule(FaultKind::ExpireTokens, "/api/invoices", 1));
-    assert_eq!(t.get("/api/invoices", Fmt::Json).await.status, StatusCode::UNAUTHORIZED);
-    assert_eq!(t.get("/api/integrations", Fmt::Json).await.status, StatusCode::UNAUTHORIZED);
-    let injected_429 = rule(FaultKind::TooManyRequests { retry_after: Some(3) }, "/api", 1);
+    t.sim
+        .state
+        .faults
+        .add(rule(FaultKind::ExpireTokens, "/api/invoices", 1));
+    assert_eq!(
+        t.get("/api/invoices", Fmt::Json).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        t.get("/api/integrations", Fmt::Json).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    let injected_429 = rule(
+        FaultKind::TooManyRequests {
+            retry_after: Some(3),
+        },
+        "/api",
+        1,
+    );
     t.sim.state.faults.add(injected_429);
     let fresh = t.token_for("core.invoice.read").await;
     let resp = t
@@ -130,23 +180,85 @@ async fn the_admin_api_drives_faults_rate_limit_and_clerk_actions() {
     let t = empty_sim().await;
     let id = t.add_invoice("INV-ADM", "approved", "Acme", "S1");
     let admin = |p: &str| t.url(&format!("/__sim{p}"));
-    let r = t.http.post(admin("/faults")).json(&serde_json::json!({"kind":"status","status":502,"path":"/api/invoices","count":1})).send().await.expect("admin");
+    let r = t
+        .http
+        .post(admin("/faults"))
+        .json(&serde_json::json!({"kind":"status","status":502,"path":"/api/invoices","count":1}))
+        .send()
+        .await
+        .expect("admin");
     assert_eq!(r.status(), StatusCode::OK);
-    assert_eq!(t.get("/api/invoices", Fmt::Json).await.status, StatusCode::BAD_GATEWAY);
-    t.http.put(admin("/rate-limit")).json(&serde_json::json!({"per_second":1,"burst":1})).send().await.expect("admin");
-    assert_eq!(t.get("/api/invoices", Fmt::Json).await.status, StatusCode::OK);
-    assert_eq!(t.get("/api/invoices", Fmt::Json).await.status, StatusCode::TOO_MANY_REQUESTS);
-    t.http.put(admin("/rate-limit")).json(&serde_json::Value::Null).send().await.expect("admin");
-    t.put(&format!("/api/invoices/{id}?exported=true"), Fmt::Json, "").await;
-    let r = t.http.post(admin(&format!("/invoices/{id}/reset-export"))).send().await.expect("admin");
+    assert_eq!(
+        t.get("/api/invoices", Fmt::Json).await.status,
+        StatusCode::BAD_GATEWAY
+    );
+    t.http
+        .put(admin("/rate-limit"))
+        .json(&serde_json::json!({"per_second":1,"burst":1}))
+        .send()
+        .await
+        .expect("admin");
+    assert_eq!(
+        t.get("/api/invoices", Fmt::Json).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        t.get("/api/invoices", Fmt::Json).await.status,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    t.http
+        .put(admin("/rate-limit"))
+        .json(&serde_json::Value::Null)
+        .send()
+        .await
+        .expect("admin");
+    t.put(&format!("/api/invoices/{id}?exported=true"), Fmt::Json, "")
+        .await;
+    let r = t
+        .http
+        .post(admin(&format!("/invoices/{id}/reset-export")))
+        .send()
+        .await
+        .expect("admin");
     assert_eq!(r.status(), StatusCode::OK);
-    assert_eq!(t.invoice(id).get("exported").and_then(Value::as_bool), Some(false));
-    let r = t.http.post(admin(&format!("/invoices/{id}/status"))).json(&serde_json::json!({"status":"voided"})).send().await.expect("admin");
+    assert_eq!(
+        t.invoice(id).get("exported").and_then(Value::as_bool),
+        Some(false)
+    );
+    let r = t
+        .http
+        .post(admin(&format!("/invoices/{id}/status")))
+        .json(&serde_json::json!({"status":"voided"}))
+        .send()
+        .await
+        .expect("admin");
     assert_eq!(r.status(), StatusCode::OK);
-    assert_eq!(t.invoice(id).get("status").and_then(Value::as_str), Some("voided"));
-    let r = t.http.post(admin(&format!("/invoices/{id}/status"))).json(&serde_json::json!({"status":"bogus"})).send().await.expect("admin");
+    assert_eq!(
+        t.invoice(id).get("status").and_then(Value::as_str),
+        Some("voided")
+    );
+    let r = t
+        .http
+        .post(admin(&format!("/invoices/{id}/status")))
+        .json(&serde_json::json!({"status":"bogus"}))
+        .send()
+        .await
+        .expect("admin");
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
-    let stats: serde_json::Value = t.http.get(admin("/stats")).send().await.expect("admin").json().await.expect("json");
+    let stats: serde_json::Value = t
+        .http
+        .get(admin("/stats"))
+        .send()
+        .await
+        .expect("admin")
+        .json()
+        .await
+        .expect("json");
     assert_eq!(stats["throttled"], 1);
-    assert!(stats["endpoints"]["GET /api/invoices"]["calls"].as_u64().is_some_and(|n| n >= 3), "{stats}");
+    assert!(
+        stats["endpoints"]["GET /api/invoices"]["calls"]
+            .as_u64()
+            .is_some_and(|n| n >= 3),
+        "{stats}"
+    );
 }

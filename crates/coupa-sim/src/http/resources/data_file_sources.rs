@@ -13,12 +13,6 @@ const R: Resource = Resource::DataFileSources;
 
 pub fn routes() -> Router<Arc<SimState>> {
     Router::new()
-        .route(
-            "/api/data_file_sources",
-            list_route(R),
-        )
-        .route(
-            "/api/data_file_sources/{id}",
-            show_route(R),
-        )
+        .route("/api/data_file_sources", list_route(R))
+        .route("/api/data_file_sources/{id}", show_route(R))
 }

@@ -30,17 +30,28 @@ use crate::SimState;
 use crate::http::format::{ApiError, Body, Reply};
 use crate::store::{Db, Resource};
 
+/// What the handlers below answer: they do no I/O, so their futures are ready at once.
+type Answer = std::future::Ready<Result<Reply, ApiError>>;
+
 pub fn routes() -> Router<Arc<SimState>> {
     let mut router = Router::new();
     for r in [Resource::HistoryRecords, Resource::IntegrationErrors] {
         let base = format!("/api/{}", r.path());
         router = router
-            .route(&base, list_route(r).post(creator(r, false)).put(creator(r, false)))
+            .route(
+                &base,
+                list_route(r).post(creator(r, false)).put(creator(r, false)),
+            )
             .route(
                 &format!("{base}/create_alert"),
-                MethodRouter::new().post(creator(r, true)).put(creator(r, true)),
+                MethodRouter::new()
+                    .post(creator(r, true))
+                    .put(creator(r, true)),
             )
-            .route(&format!("{base}/{{id}}"), show_route(r).put(updater(r)).patch(updater(r)))
+            .route(
+                &format!("{base}/{{id}}"),
+                show_route(r).put(updater(r)).patch(updater(r)),
+            )
             .route(&format!("{base}/{{id}}/resolve"), put(resolver(r, true)))
             .route(&format!("{base}/{{id}}/unresolve"), put(resolver(r, false)));
     }
@@ -50,10 +61,7 @@ pub fn routes() -> Router<Arc<SimState>> {
 fn creator(
     r: Resource,
     alert: bool,
-) -> impl Fn(State<Arc<SimState>>, HeaderMap, RawQuery, Bytes) -> std::future::Ready<Result<Reply, ApiError>>
-+ Clone
-+ Send
-+ 'static {
+) -> impl Fn(State<Arc<SimState>>, HeaderMap, RawQuery, Bytes) -> Answer + Clone + Send + 'static {
     move |State(s), h, RawQuery(q), b| {
         std::future::ready(create(&s, r, &h, q.as_deref(), &b, |db, body| {
             let row = build(db, r, body)?;
@@ -67,7 +75,7 @@ fn creator(
 
 fn updater(
     r: Resource,
-) -> impl Fn(State<Arc<SimState>>, HeaderMap, RawQuery, Path<String>, Bytes) -> std::future::Ready<Result<Reply, ApiError>>
+) -> impl Fn(State<Arc<SimState>>, HeaderMap, RawQuery, Path<String>, Bytes) -> Answer
 + Clone
 + Send
 + 'static {
@@ -86,10 +94,8 @@ fn updater(
 fn resolver(
     r: Resource,
     resolved: bool,
-) -> impl Fn(State<Arc<SimState>>, HeaderMap, RawQuery, Path<String>) -> std::future::Ready<Result<Reply, ApiError>>
-+ Clone
-+ Send
-+ 'static {
+) -> impl Fn(State<Arc<SimState>>, HeaderMap, RawQuery, Path<String>) -> Answer + Clone + Send + 'static
+{
     move |State(s), h, RawQuery(q), Path(id)| {
         let reply = update(&s, r, &h, q.as_deref(), &id, |db, id| {
             if let Some(row) = db.table_mut(r).get_mut(id) {
@@ -121,7 +127,13 @@ fn as_list(one: Reply) -> Reply {
 
 fn build(db: &mut Db, r: Resource, body: Object) -> Result<Object, Vec<String>> {
     let mut errors = Vec::new();
-    let alert_type = one_of(&body, "contact-alert-type", CONTACT_ALERT_TYPES, "Contact alert type", &mut errors);
+    let alert_type = one_of(
+        &body,
+        "contact-alert-type",
+        CONTACT_ALERT_TYPES,
+        "Contact alert type",
+        &mut errors,
+    );
     let history = r == Resource::HistoryRecords;
     if history {
         required_text(&body, "document-type", "Document type", &mut errors);
@@ -130,7 +142,10 @@ fn build(db: &mut Db, r: Resource, body: Object) -> Result<Object, Vec<String>> 
         Some(v) => match v.as_i64() {
             Some(id) => Some(id),
             None => {
-                errors.push(format!("Document id '{}' is not a number", v.to_plain_string()));
+                errors.push(format!(
+                    "Document id '{}' is not a number",
+                    v.to_plain_string()
+                ));
                 None
             }
         },
@@ -172,10 +187,17 @@ fn build(db: &mut Db, r: Resource, body: Object) -> Result<Object, Vec<String>> 
         return Err(errors);
     }
     if let Some(run) = run.and_then(|id| db.integration_runs.get_mut(id)) {
-        let n = run.get("records-processed").and_then(Value::as_i64).unwrap_or(0);
+        let n = run
+            .get("records-processed")
+            .and_then(Value::as_i64)
+            .unwrap_or(0);
         run.insert("records-processed", n + 1);
     }
-    let text = |k: &str| body.get(k).filter(|v| !v.is_null()).map(Value::to_plain_string);
+    let text = |k: &str| {
+        body.get(k)
+            .filter(|v| !v.is_null())
+            .map(Value::to_plain_string)
+    };
     Ok(Object::new()
         .with("document-type", text("document-type"))
         .with("document-id", document_id)
@@ -185,10 +207,16 @@ fn build(db: &mut Db, r: Resource, body: Object) -> Result<Object, Vec<String>> 
         .with("external-id", text("external-id"))
         .with("contact-alert-type", alert_type)
         .with("resolved", false)
-        .with("creation-method", text("creation-method").unwrap_or_else(|| "API".to_owned()))
+        .with(
+            "creation-method",
+            text("creation-method").unwrap_or_else(|| "API".to_owned()),
+        )
         .with("integration-filename", text("integration-filename"))
         .with("integration", integration)
-        .with("integration-run", run.map(|id| Object::new().with("id", id)))
+        .with(
+            "integration-run",
+            run.map(|id| Object::new().with("id", id)),
+        )
         .with("responses", Value::Array(responses)))
 }
 
@@ -210,11 +238,20 @@ fn responses(raw: Option<&Value>, errors: &mut Vec<String>) -> Vec<Value> {
         .filter_map(|(i, item)| match item.as_object() {
             Some(o) => Some(Value::Object(
                 Object::new()
-                    .with("response-code", o.get("response-code").cloned().unwrap_or_default())
-                    .with("response-message", o.get("response-message").cloned().unwrap_or_default()),
+                    .with(
+                        "response-code",
+                        o.get("response-code").cloned().unwrap_or_default(),
+                    )
+                    .with(
+                        "response-message",
+                        o.get("response-message").cloned().unwrap_or_default(),
+                    ),
             )),
             None => {
-                errors.push(format!("Response {} must be an object with response-code and response-message", i + 1));
+                errors.push(format!(
+                    "Response {} must be an object with response-code and response-message",
+                    i + 1
+                ));
                 None
             }
         })
@@ -223,14 +260,20 @@ fn responses(raw: Option<&Value>, errors: &mut Vec<String>) -> Vec<Value> {
 
 /// Records the alert Coupa would send to the integration's contacts.
 fn raise_alert(db: &mut Db, r: Resource, row: &Object) {
-    let alert_type = row.get("contact-alert-type").and_then(Value::as_str).unwrap_or("");
+    let alert_type = row
+        .get("contact-alert-type")
+        .and_then(Value::as_str)
+        .unwrap_or("");
     let integration_id = row.pointer(&["integration", "id"]).and_then(Value::as_i64);
     let recipients: Vec<Value> = db
         .integration_contacts
         .rows()
         .filter(|c| c.pointer(&["integration", "id"]).and_then(Value::as_i64) == integration_id)
         .filter(|c| {
-            let t = c.get("contact-alert-type").and_then(Value::as_str).unwrap_or("");
+            let t = c
+                .get("contact-alert-type")
+                .and_then(Value::as_str)
+                .unwrap_or("");
             t == "Both" || alert_type == "Both" || t == alert_type
         })
         .filter_map(|c| c.get("id").cloned())
@@ -248,10 +291,19 @@ fn raise_alert(db: &mut Db, r: Resource, row: &Object) {
         Object::new()
             .with("id", n)
             .with("source", r.error_key())
-            .with("integration", row.get("integration").cloned().unwrap_or_default())
+            .with(
+                "integration",
+                row.get("integration").cloned().unwrap_or_default(),
+            )
             .with("contact-alert-type", alert_type)
-            .with("document-type", row.get("document-type").cloned().unwrap_or_default())
-            .with("document-id", row.get("document-id").cloned().unwrap_or_default())
+            .with(
+                "document-type",
+                row.get("document-type").cloned().unwrap_or_default(),
+            )
+            .with(
+                "document-id",
+                row.get("document-id").cloned().unwrap_or_default(),
+            )
             .with("recipients", Value::Array(recipients))
             .with("message", message),
     );

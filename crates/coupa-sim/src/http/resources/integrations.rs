@@ -37,7 +37,13 @@ const INTEGRATION_TYPES: &[&str] = &[
     "original_format",
 ];
 pub(crate) const CONTACT_ALERT_TYPES: &[&str] = &["Technical", "Functional", "Both"];
-const CONTACTABLE_TYPES: &[&str] = &["User", "UserGroup", "ApprovalGroup", "Supplier", "SupplierUser"];
+const CONTACTABLE_TYPES: &[&str] = &[
+    "User",
+    "UserGroup",
+    "ApprovalGroup",
+    "Supplier",
+    "SupplierUser",
+];
 
 pub fn routes() -> Router<Arc<SimState>> {
     Router::new()
@@ -79,9 +85,21 @@ fn check_integration(db: &Db, body: &Object, own_id: Option<i64>) -> Vec<String>
     required_text(body, "business-object", "Business object", &mut errors);
     required_text(body, "end-system", "End system", &mut errors);
     one_of(body, "direction", DIRECTIONS, "Direction", &mut errors);
-    one_of(body, "end-system-type", END_SYSTEM_TYPES, "End system type", &mut errors);
+    one_of(
+        body,
+        "end-system-type",
+        END_SYSTEM_TYPES,
+        "End system type",
+        &mut errors,
+    );
     if body.get("integration-type").is_some_and(|v| !v.is_null()) {
-        one_of(body, "integration-type", INTEGRATION_TYPES, "Integration type", &mut errors);
+        one_of(
+            body,
+            "integration-type",
+            INTEGRATION_TYPES,
+            "Integration type",
+            &mut errors,
+        );
     }
     for (key, value, label) in [("name", &name, "Name"), ("code", &code, "Code")] {
         let taken = !value.is_empty()
@@ -127,27 +145,46 @@ async fn put_integration(
     body: Bytes,
 ) -> Result<Reply, ApiError> {
     let body = body_object(&headers, &body, Resource::Integrations)?;
-    update(&state, Resource::Integrations, &headers, q.as_deref(), &id, |db, id| {
-        let Some(current) = db.integrations.get(id) else {
-            return Err(vec![format!("integration {id} vanished")]);
-        };
-        let mut merged = current.clone();
-        merge_fields(&mut merged, &body, &["standard"]);
-        let errors = check_integration(db, &merged, Some(id));
-        if !errors.is_empty() {
-            return Err(errors);
-        }
-        if let Some(row) = db.integrations.get_mut(id) {
-            *row = merged;
-        }
-        Ok(())
-    })
+    update(
+        &state,
+        Resource::Integrations,
+        &headers,
+        q.as_deref(),
+        &id,
+        |db, id| {
+            let Some(current) = db.integrations.get(id) else {
+                return Err(vec![format!("integration {id} vanished")]);
+            };
+            let mut merged = current.clone();
+            merge_fields(&mut merged, &body, &["standard"]);
+            let errors = check_integration(db, &merged, Some(id));
+            if !errors.is_empty() {
+                return Err(errors);
+            }
+            if let Some(row) = db.integrations.get_mut(id) {
+                *row = merged;
+            }
+            Ok(())
+        },
+    )
 }
 
 fn build_contact(db: &mut Db, body: Object) -> Result<Object, Vec<String>> {
     let mut errors = Vec::new();
-    let alert = one_of(&body, "contact-alert-type", CONTACT_ALERT_TYPES, "Contact alert type", &mut errors);
-    let kind = one_of(&body, "contactable-type", CONTACTABLE_TYPES, "Contactable type", &mut errors);
+    let alert = one_of(
+        &body,
+        "contact-alert-type",
+        CONTACT_ALERT_TYPES,
+        "Contact alert type",
+        &mut errors,
+    );
+    let kind = one_of(
+        &body,
+        "contactable-type",
+        CONTACTABLE_TYPES,
+        "Contactable type",
+        &mut errors,
+    );
     let contactable = body.get("contactable-id").and_then(Value::as_i64);
     if contactable.is_none() {
         errors.push("Contactable can't be blank".to_owned());
@@ -181,25 +218,44 @@ async fn put_contact(
     body: Bytes,
 ) -> Result<Reply, ApiError> {
     let body = body_object(&headers, &body, Resource::IntegrationContacts)?;
-    update(&state, Resource::IntegrationContacts, &headers, q.as_deref(), &id, |db, id| {
-        let integration = integration_ref(db, &body).map_err(|e| vec![e])?;
-        let Some(row) = db.integration_contacts.get_mut(id) else {
-            return Err(vec![format!("contact {id} vanished")]);
-        };
-        let mut merged = row.clone();
-        merge_fields(&mut merged, &body, &["integration"]);
-        let mut errors = Vec::new();
-        let alert = one_of(&merged, "contact-alert-type", CONTACT_ALERT_TYPES, "Contact alert type", &mut errors);
-        let kind = one_of(&merged, "contactable-type", CONTACTABLE_TYPES, "Contactable type", &mut errors);
-        if !errors.is_empty() {
-            return Err(errors);
-        }
-        merged.insert("contact-alert-type", alert);
-        merged.insert("contactable-type", kind);
-        if let Some(i) = integration {
-            merged.insert("integration", i);
-        }
-        *row = merged;
-        Ok(())
-    })
+    update(
+        &state,
+        Resource::IntegrationContacts,
+        &headers,
+        q.as_deref(),
+        &id,
+        |db, id| {
+            let integration = integration_ref(db, &body).map_err(|e| vec![e])?;
+            let Some(row) = db.integration_contacts.get_mut(id) else {
+                return Err(vec![format!("contact {id} vanished")]);
+            };
+            let mut merged = row.clone();
+            merge_fields(&mut merged, &body, &["integration"]);
+            let mut errors = Vec::new();
+            let alert = one_of(
+                &merged,
+                "contact-alert-type",
+                CONTACT_ALERT_TYPES,
+                "Contact alert type",
+                &mut errors,
+            );
+            let kind = one_of(
+                &merged,
+                "contactable-type",
+                CONTACTABLE_TYPES,
+                "Contactable type",
+                &mut errors,
+            );
+            if !errors.is_empty() {
+                return Err(errors);
+            }
+            merged.insert("contact-alert-type", alert);
+            merged.insert("contactable-type", kind);
+            if let Some(i) = integration {
+                merged.insert("integration", i);
+            }
+            *row = merged;
+            Ok(())
+        },
+    )
 }

@@ -36,16 +36,8 @@ const WRITABLE: &[&str] = &[
 
 pub fn routes() -> Router<Arc<SimState>> {
     Router::new()
-        .route(
-            "/api/invoices",
-            list_route(R),
-        )
-        .route(
-            "/api/invoices/{id}",
-            show_route(R)
-            .put(put)
-            .patch(put),
-        )
+        .route("/api/invoices", list_route(R))
+        .route("/api/invoices/{id}", show_route(R).put(put).patch(put))
 }
 
 async fn put(
@@ -59,7 +51,10 @@ async fn put(
     let q = q.as_deref();
     if let Some(flag) = param(q, "exported") {
         let exported = coupa_doc::lenient::parse_bool(&flag).ok_or_else(|| {
-            ApiError::bad_request(format, format!("invalid value '{flag}' for 'exported': expected true or false"))
+            ApiError::bad_request(
+                format,
+                format!("invalid value '{flag}' for 'exported': expected true or false"),
+            )
         })?;
         let now = state.now();
         return update(&state, R, &headers, q, &id, |db, id| {

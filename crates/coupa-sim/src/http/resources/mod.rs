@@ -156,11 +156,13 @@ pub(crate) fn integration_ref(db: &Db, body: &Object) -> Result<Option<Object>, 
             (_, _, Some(name)) if !name.is_null() => ("name", name.clone()),
             _ => return Err("Integration must be given by id, code or name".to_owned()),
         },
-        Some(Value::Null) | None => match (body.get("integration-id"), body.get("integration-code")) {
-            (Some(id), _) if !id.is_null() => ("id", id.clone()),
-            (_, Some(code)) if !code.is_null() => ("code", code.clone()),
-            _ => return Ok(None),
-        },
+        Some(Value::Null) | None => {
+            match (body.get("integration-id"), body.get("integration-code")) {
+                (Some(id), _) if !id.is_null() => ("id", id.clone()),
+                (_, Some(code)) if !code.is_null() => ("code", code.clone()),
+                _ => return Ok(None),
+            }
+        }
         Some(other) => ("code", other.clone()),
     };
     let found = db.integrations.rows().find(|row| match key {
@@ -282,8 +284,12 @@ pub(crate) fn merge_fields(row: &mut Object, body: &Object, read_only: &[&str]) 
             (_, Value::Null) => Value::Null,
             (Some(Value::Int(_)), v) => v.as_i64().map_or_else(|| v.clone(), Value::Int),
             (Some(Value::Bool(_)), v) => v.as_bool().map_or_else(|| v.clone(), Value::Bool),
-            (Some(Value::Decimal(_)), v) => v.as_decimal().map_or_else(|| v.clone(), Value::Decimal),
-            (Some(Value::DateTime(_)), v) => v.as_datetime().map_or_else(|| v.clone(), Value::DateTime),
+            (Some(Value::Decimal(_)), v) => {
+                v.as_decimal().map_or_else(|| v.clone(), Value::Decimal)
+            }
+            (Some(Value::DateTime(_)), v) => {
+                v.as_datetime().map_or_else(|| v.clone(), Value::DateTime)
+            }
             _ => v.clone(),
         };
         row.insert(k, typed);
@@ -291,7 +297,12 @@ pub(crate) fn merge_fields(row: &mut Object, body: &Object, read_only: &[&str]) 
 }
 
 /// The value of a required text field, or the message Coupa gives when it is missing.
-pub(crate) fn required_text(body: &Object, key: &str, label: &str, errors: &mut Vec<String>) -> String {
+pub(crate) fn required_text(
+    body: &Object,
+    key: &str,
+    label: &str,
+    errors: &mut Vec<String>,
+) -> String {
     match body.get(key).map(Value::to_plain_string) {
         Some(s) if !s.trim().is_empty() => s,
         _ => {
@@ -310,7 +321,10 @@ pub(crate) fn one_of(
     label: &str,
     errors: &mut Vec<String>,
 ) -> &'static str {
-    let value = body.get(key).map(Value::to_plain_string).unwrap_or_default();
+    let value = body
+        .get(key)
+        .map(Value::to_plain_string)
+        .unwrap_or_default();
     let value = value.trim();
     if let Some(a) = allowed.iter().find(|a| a.eq_ignore_ascii_case(value)) {
         return a;

@@ -22,15 +22,10 @@ const R: Resource = Resource::PayPayments;
 
 pub fn routes() -> Router<Arc<SimState>> {
     Router::new()
-        .route(
-            "/api/coupa_pay/payments",
-            list_route(R),
-        )
+        .route("/api/coupa_pay/payments", list_route(R))
         .route(
             "/api/coupa_pay/payments/{id}",
-            show_route(R)
-            .put(mark)
-            .patch(mark),
+            show_route(R).put(mark).patch(mark),
         )
         .route(
             "/api/coupa_pay/payments/{id}/export",
@@ -38,7 +33,9 @@ pub fn routes() -> Router<Arc<SimState>> {
                 |State(s): State<Arc<SimState>>,
                  h: HeaderMap,
                  RawQuery(q): RawQuery,
-                 Path(id): Path<String>| async move { set_exported(&s, &h, q.as_deref(), &id, true) },
+                 Path(id): Path<String>| async move {
+                    set_exported(&s, &h, q.as_deref(), &id, true)
+                },
             ),
         )
 }
@@ -61,12 +58,18 @@ async fn mark(
                 ApiError::invalid(
                     format,
                     R,
-                    vec!["Coupa Pay payments can only be marked exported: send exported=true".to_owned()],
+                    vec![
+                        "Coupa Pay payments can only be marked exported: send exported=true"
+                            .to_owned(),
+                    ],
                 )
             })?,
     };
     let exported = coupa_doc::lenient::parse_bool(&flag).ok_or_else(|| {
-        ApiError::bad_request(format, format!("invalid value '{flag}' for 'exported': expected true or false"))
+        ApiError::bad_request(
+            format,
+            format!("invalid value '{flag}' for 'exported': expected true or false"),
+        )
     })?;
     set_exported(&state, &headers, q, &id, exported)
 }

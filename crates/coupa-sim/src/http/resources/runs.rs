@@ -54,7 +54,11 @@ fn build(db: &mut Db, body: Object) -> Result<Object, Vec<String>> {
         .with("end-time", Value::Null)
         .with("max-updated-at", Value::Null)
         .with("flow", Value::Null);
-    merge_fields(&mut row, &body, &["status", "integration", "records-processed"]);
+    merge_fields(
+        &mut row,
+        &body,
+        &["status", "integration", "records-processed"],
+    );
     row.insert("integration", integration);
     Ok(row)
 }
@@ -102,20 +106,23 @@ async fn action(
     }
     update(&state, R, &headers, q.as_deref(), &id, |db, id| {
         let unresolved_errors = db.integration_errors.rows().any(|e| {
-            e.pointer(&["integration-run", "id"]).and_then(Value::as_i64) == Some(id)
+            e.pointer(&["integration-run", "id"])
+                .and_then(Value::as_i64)
+                == Some(id)
                 && e.get("resolved").and_then(Value::as_bool) == Some(false)
         });
         let Some(row) = db.integration_runs.get_mut(id) else {
             return Err(vec![format!("run {id} vanished")]);
         };
-        let status = row.get("status").and_then(Value::as_str).unwrap_or("pending").to_owned();
+        let status = row
+            .get("status")
+            .and_then(Value::as_str)
+            .unwrap_or("pending")
+            .to_owned();
         let ended = ENDED.contains(&status.as_str());
         let next = match action.as_str() {
             "max_updated_at" => {
-                let v = body
-                    .get("max-updated-at")
-                    .cloned()
-                    .unwrap_or_default();
+                let v = body.get("max-updated-at").cloned().unwrap_or_default();
                 let v = v.as_datetime().map_or(v, Value::DateTime);
                 row.insert("max-updated-at", v);
                 return Ok(());
