@@ -3,6 +3,7 @@
 
 mod auth;
 mod common;
+mod data_file_sources;
 mod invoices;
 mod listing;
 mod monitoring;

@@ -1,0 +1,100 @@
+//! `coupa-bridge sim` and `coupa-bridge demo` as processes.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test]
+async fn sim_starts_prints_its_urls_and_answers_a_token_and_a_listing() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_coupa-bridge"))
+        .args([
+            "sim",
+            "--seed",
+            "7",
+            "--invoices",
+            "500",
+            "--listen",
+            "127.0.0.1:0",
+            "--sftp-listen",
+            "127.0.0.1:0",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the binary starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let _guard = Killed(child);
+    let mut base = None;
+    let mut banner = String::new();
+    for line in BufReader::new(stdout).lines() {
+        let line = line.expect("line");
+        banner.push_str(&line);
+        banner.push('\n');
+        if let Some(url) = line.trim().strip_prefix("API") {
+            base = url.trim().strip_suffix("/api/invoices").map(str::to_owned);
+        }
+        if line.trim_start().starts_with("data") {
+            break;
+        }
+    }
+    let base = base.unwrap_or_else(|| panic!("no API URL in:\n{banner}"));
+    assert!(banner.contains("500 invoices"), "{banner}");
+    assert!(banner.contains("ssh-ed25519 "), "{banner}");
+    assert!(
+        !banner.contains(coupa_sim::config::DEFAULT_CLIENT_SECRET),
+        "the secret is not printed"
+    );
+
+    let http = reqwest::Client::new();
+    let token: serde_json::Value = http
+        .post(format!("{base}/oauth2/token"))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", coupa_sim::config::DEFAULT_CLIENT_ID),
+            ("client_secret", coupa_sim::config::DEFAULT_CLIENT_SECRET),
+            ("scope", "core.invoice.read"),
+        ])
+        .send()
+        .await
+        .expect("token request")
+        .json()
+        .await
+        .expect("token JSON");
+    let token = token["access_token"].as_str().expect("access_token");
+    let page: Vec<serde_json::Value> = http
+        .get(format!("{base}/api/invoices?limit=5"))
+        .bearer_auth(token)
+        .header("accept", "application/json")
+        .send()
+        .await
+        .expect("listing")
+        .json()
+        .await
+        .expect("JSON list");
+    assert_eq!(page.len(), 5);
+    assert!(page.iter().all(|i| i["invoice-number"].is_string()));
+}
+
+#[test]
+fn demo_runs_to_a_summary_and_exits_0() {
+    let out = Command::new(env!("CARGO_BIN_EXE_coupa-bridge"))
+        .args(["demo", "--invoices", "120"])
+        .output()
+        .expect("the binary runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "stdout:\n{stdout}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("Demo summary"), "{stdout}");
+    assert!(stdout.contains("GET /api/invoices"), "{stdout}");
+}

@@ -1,0 +1,3 @@
+//! The `coupa-bridge` binary, run as a user runs it.
+
+mod cli;
