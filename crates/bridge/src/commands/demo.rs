@@ -26,6 +26,21 @@ pub struct DemoArgs {
     pub invoices: usize,
 }
 
+/// Sends a request as the flows will: with the token, asking for `accept`, failing on an error
+/// status.
+async fn send(
+    req: reqwest::RequestBuilder,
+    token: &str,
+    accept: &str,
+) -> anyhow::Result<reqwest::Response> {
+    Ok(req
+        .bearer_auth(token)
+        .header("accept", accept)
+        .send()
+        .await?
+        .error_for_status()?)
+}
+
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let sim = coupa_sim::spawn(SimConfig {
@@ -61,9 +76,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let mut last = 0i64;
     let mut eligible = Vec::new();
     loop {
-        let page: Vec<serde_json::Value> = http
-            .get(format!("{base}/api/invoices"))
-            .query(&[
+        let page: Vec<serde_json::Value> = send(
+            http.get(format!("{base}/api/invoices")).query(&[
                 ("exported", "false"),
                 ("status[in]", "approved,voided"),
                 ("id[gt]", &last.to_string()),
@@ -73,31 +87,29 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
                     "fields",
                     r#"["id","invoice-number","status",{"supplier":["name"]}]"#,
                 ),
-            ])
-            .bearer_auth(&token)
-            .header("accept", "application/json")
-            .send()
-            .await?
-            .error_for_status()?
-            .json()
-            .await?;
+            ]),
+            &token,
+            "application/json",
+        )
+        .await?
+        .json()
+        .await?;
         let Some(id) = page.last().and_then(|r| r["id"].as_i64()) else {
             break;
         };
         last = id;
         eligible.extend(page);
     }
-    let xml = http
-        .get(format!(
+    let xml = send(
+        http.get(format!(
             "{base}/api/invoices?exported=false&status=approved&limit=5"
-        ))
-        .bearer_auth(&token)
-        .header("accept", "application/xml")
-        .send()
-        .await?
-        .error_for_status()?
-        .text()
-        .await?;
+        )),
+        &token,
+        "application/xml",
+    )
+    .await?
+    .text()
+    .await?;
     if !xml.contains("<invoice-headers type=\"array\">") {
         bail!("the XML listing is not a Coupa list");
     }
@@ -107,39 +119,37 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         .find(|r| r["status"] == "approved")
         .and_then(|r| r["id"].as_i64())
         .context("no approved invoice to pay")?;
-    http.put(format!("{base}/api/invoices/{approved}"))
-        .bearer_auth(&token)
-        .header("accept", "application/json")
-        .json(&serde_json::json!({
+    send(
+        http.put(format!("{base}/api/invoices/{approved}")).json(&serde_json::json!({
             "payments": [{"amount-paid": "10.00", "notes": "CHK-1001", "payment-date": "2026-11-20"}]
-        }))
-        .send()
-        .await?
-        .error_for_status()?;
-    http.put(format!("{base}/api/invoices/{approved}?exported=true"))
-        .bearer_auth(&token)
-        .header("accept", "application/json")
-        .send()
-        .await?
-        .error_for_status()?;
-    let pay: Vec<serde_json::Value> = http
-        .get(format!(
+        })),
+        &token,
+        "application/json",
+    )
+    .await?;
+    send(
+        http.put(format!("{base}/api/invoices/{approved}?exported=true")),
+        &token,
+        "application/json",
+    )
+    .await?;
+    let pay: Vec<serde_json::Value> = send(
+        http.get(format!(
             "{base}/api/coupa_pay/payments?exported=false&status=completed_successfully&limit=1"
-        ))
-        .bearer_auth(&token)
-        .header("accept", "application/json")
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
+        )),
+        &token,
+        "application/json",
+    )
+    .await?
+    .json()
+    .await?;
     if let Some(id) = pay.first().and_then(|p| p["id"].as_i64()) {
-        http.put(format!("{base}/api/coupa_pay/payments/{id}/export"))
-            .bearer_auth(&token)
-            .header("accept", "application/json")
-            .send()
-            .await?
-            .error_for_status()?;
+        send(
+            http.put(format!("{base}/api/coupa_pay/payments/{id}/export")),
+            &token,
+            "application/json",
+        )
+        .await?;
     }
 
     let stats = sim.state.stats.to_json();

@@ -23,7 +23,7 @@ use coupa_doc::{Object, Value};
 
 use super::integrations::CONTACT_ALERT_TYPES;
 use super::{
-    body_object, create, embedded_integration, integration_ref, list_route, merge_fields, one_of,
+    create, embedded_integration, integration_ref, list_route, merge_fields, one_of, put_route,
     required_text, run_ref, show_route, update,
 };
 use crate::SimState;
@@ -50,7 +50,14 @@ pub fn routes() -> Router<Arc<SimState>> {
             )
             .route(
                 &format!("{base}/{{id}}"),
-                show_route(r).put(updater(r)).patch(updater(r)),
+                show_route(r).merge(put_route(
+                    r,
+                    if r == Resource::HistoryRecords {
+                        update_history
+                    } else {
+                        update_error
+                    },
+                )),
             )
             .route(&format!("{base}/{{id}}/resolve"), put(resolver(r, true)))
             .route(&format!("{base}/{{id}}/unresolve"), put(resolver(r, false)));
@@ -73,22 +80,20 @@ fn creator(
     }
 }
 
-fn updater(
-    r: Resource,
-) -> impl Fn(State<Arc<SimState>>, HeaderMap, RawQuery, Path<String>, Bytes) -> Answer
-+ Clone
-+ Send
-+ 'static {
-    move |State(s), h, RawQuery(q), Path(id), b| {
-        std::future::ready(body_object(&h, &b, r).and_then(|body| {
-            update(&s, r, &h, q.as_deref(), &id, |db, id| {
-                if let Some(row) = db.table_mut(r).get_mut(id) {
-                    merge_fields(row, &body, &["resolved", "integration", "integration-run"]);
-                }
-                Ok(())
-            })
-        }))
+/// `PUT /{id}`: free fields change; resolution, integration and run have their own ways.
+fn update_in(db: &mut Db, r: Resource, id: i64, body: &Object) -> Result<(), Vec<String>> {
+    if let Some(row) = db.table_mut(r).get_mut(id) {
+        merge_fields(row, body, &["resolved", "integration", "integration-run"]);
     }
+    Ok(())
+}
+
+fn update_history(db: &mut Db, id: i64, body: &Object) -> Result<(), Vec<String>> {
+    update_in(db, Resource::HistoryRecords, id, body)
+}
+
+fn update_error(db: &mut Db, id: i64, body: &Object) -> Result<(), Vec<String>> {
+    update_in(db, Resource::IntegrationErrors, id, body)
 }
 
 fn resolver(

@@ -4,18 +4,13 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{Path, RawQuery, State};
-use axum::http::HeaderMap;
-use axum::routing::post;
 use coupa_doc::{Object, Value};
 
 use super::{
-    body_object, create, integration_ref, list_route, merge_fields, one_of, required_text,
-    show_route, update,
+    create_route, integration_ref, list_route, merge_fields, one_of, put_route, required_text,
+    show_route,
 };
 use crate::SimState;
-use crate::http::format::{ApiError, Reply};
 use crate::store::{Db, Resource};
 
 const DIRECTIONS: &[&str] = &["to_coupa", "from_coupa"];
@@ -49,31 +44,23 @@ pub fn routes() -> Router<Arc<SimState>> {
     Router::new()
         .route(
             "/api/integrations",
-            list_route(Resource::Integrations).post(
-                |State(s): State<Arc<SimState>>, h: HeaderMap, RawQuery(q): RawQuery, b: Bytes| async move {
-                    create(&s, Resource::Integrations, &h, q.as_deref(), &b, build_integration)
-                },
-            ),
+            list_route(Resource::Integrations)
+                .merge(create_route(Resource::Integrations, build_integration)),
         )
         .route(
             "/api/integrations/{id}",
             show_route(Resource::Integrations)
-                .put(put_integration)
-                .patch(put_integration),
+                .merge(put_route(Resource::Integrations, update_integration)),
         )
         .route(
             "/api/integration_contacts",
-            list_route(Resource::IntegrationContacts).merge(post(
-                |State(s): State<Arc<SimState>>, h: HeaderMap, RawQuery(q): RawQuery, b: Bytes| async move {
-                    create(&s, Resource::IntegrationContacts, &h, q.as_deref(), &b, build_contact)
-                },
-            )),
+            list_route(Resource::IntegrationContacts)
+                .merge(create_route(Resource::IntegrationContacts, build_contact)),
         )
         .route(
             "/api/integration_contacts/{id}",
             show_route(Resource::IntegrationContacts)
-                .put(put_contact)
-                .patch(put_contact),
+                .merge(put_route(Resource::IntegrationContacts, update_contact)),
         )
 }
 
@@ -137,54 +124,44 @@ fn build_integration(db: &mut Db, body: Object) -> Result<Object, Vec<String>> {
     Ok(row)
 }
 
-async fn put_integration(
-    State(state): State<Arc<SimState>>,
-    headers: HeaderMap,
-    RawQuery(q): RawQuery,
-    Path(id): Path<String>,
-    body: Bytes,
-) -> Result<Reply, ApiError> {
-    let body = body_object(&headers, &body, Resource::Integrations)?;
-    update(
-        &state,
-        Resource::Integrations,
-        &headers,
-        q.as_deref(),
-        &id,
-        |db, id| {
-            let Some(current) = db.integrations.get(id) else {
-                return Err(vec![format!("integration {id} vanished")]);
-            };
-            let mut merged = current.clone();
-            merge_fields(&mut merged, &body, &["standard"]);
-            let errors = check_integration(db, &merged, Some(id));
-            if !errors.is_empty() {
-                return Err(errors);
-            }
-            if let Some(row) = db.integrations.get_mut(id) {
-                *row = merged;
-            }
-            Ok(())
-        },
-    )
+fn update_integration(db: &mut Db, id: i64, body: &Object) -> Result<(), Vec<String>> {
+    let Some(current) = db.integrations.get(id) else {
+        return Err(vec![format!("integration {id} vanished")]);
+    };
+    let mut merged = current.clone();
+    merge_fields(&mut merged, body, &["standard"]);
+    let errors = check_integration(db, &merged, Some(id));
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    if let Some(row) = db.integrations.get_mut(id) {
+        *row = merged;
+    }
+    Ok(())
+}
+
+/// The two enums of a contact, in their allowed spelling.
+fn contact_types(body: &Object, errors: &mut Vec<String>) -> (&'static str, &'static str) {
+    let alert = one_of(
+        body,
+        "contact-alert-type",
+        CONTACT_ALERT_TYPES,
+        "Contact alert type",
+        errors,
+    );
+    let kind = one_of(
+        body,
+        "contactable-type",
+        CONTACTABLE_TYPES,
+        "Contactable type",
+        errors,
+    );
+    (alert, kind)
 }
 
 fn build_contact(db: &mut Db, body: Object) -> Result<Object, Vec<String>> {
     let mut errors = Vec::new();
-    let alert = one_of(
-        &body,
-        "contact-alert-type",
-        CONTACT_ALERT_TYPES,
-        "Contact alert type",
-        &mut errors,
-    );
-    let kind = one_of(
-        &body,
-        "contactable-type",
-        CONTACTABLE_TYPES,
-        "Contactable type",
-        &mut errors,
-    );
+    let (alert, kind) = contact_types(&body, &mut errors);
     let contactable = body.get("contactable-id").and_then(Value::as_i64);
     if contactable.is_none() {
         errors.push("Contactable can't be blank".to_owned());
@@ -210,52 +187,23 @@ fn build_contact(db: &mut Db, body: Object) -> Result<Object, Vec<String>> {
         .with("integration", integration))
 }
 
-async fn put_contact(
-    State(state): State<Arc<SimState>>,
-    headers: HeaderMap,
-    RawQuery(q): RawQuery,
-    Path(id): Path<String>,
-    body: Bytes,
-) -> Result<Reply, ApiError> {
-    let body = body_object(&headers, &body, Resource::IntegrationContacts)?;
-    update(
-        &state,
-        Resource::IntegrationContacts,
-        &headers,
-        q.as_deref(),
-        &id,
-        |db, id| {
-            let integration = integration_ref(db, &body).map_err(|e| vec![e])?;
-            let Some(row) = db.integration_contacts.get_mut(id) else {
-                return Err(vec![format!("contact {id} vanished")]);
-            };
-            let mut merged = row.clone();
-            merge_fields(&mut merged, &body, &["integration"]);
-            let mut errors = Vec::new();
-            let alert = one_of(
-                &merged,
-                "contact-alert-type",
-                CONTACT_ALERT_TYPES,
-                "Contact alert type",
-                &mut errors,
-            );
-            let kind = one_of(
-                &merged,
-                "contactable-type",
-                CONTACTABLE_TYPES,
-                "Contactable type",
-                &mut errors,
-            );
-            if !errors.is_empty() {
-                return Err(errors);
-            }
-            merged.insert("contact-alert-type", alert);
-            merged.insert("contactable-type", kind);
-            if let Some(i) = integration {
-                merged.insert("integration", i);
-            }
-            *row = merged;
-            Ok(())
-        },
-    )
+fn update_contact(db: &mut Db, id: i64, body: &Object) -> Result<(), Vec<String>> {
+    let integration = integration_ref(db, body).map_err(|e| vec![e])?;
+    let Some(row) = db.integration_contacts.get_mut(id) else {
+        return Err(vec![format!("contact {id} vanished")]);
+    };
+    let mut merged = row.clone();
+    merge_fields(&mut merged, body, &["integration"]);
+    let mut errors = Vec::new();
+    let (alert, kind) = contact_types(&merged, &mut errors);
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    merged.insert("contact-alert-type", alert);
+    merged.insert("contactable-type", kind);
+    if let Some(i) = integration {
+        merged.insert("integration", i);
+    }
+    *row = merged;
+    Ok(())
 }

@@ -11,9 +11,10 @@ mod runs;
 use std::sync::Arc;
 
 use axum::Router;
+use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::routing::{MethodRouter, get};
+use axum::routing::{MethodRouter, get, post, put};
 use coupa_doc::{Object, Value};
 
 use super::format::{ApiError, Format, Reply, read_body};
@@ -49,6 +50,37 @@ pub(crate) fn show_route(resource: Resource) -> MethodRouter<Arc<SimState>> {
               RawQuery(q): RawQuery,
               Path(id): Path<String>| async move { show(&s, resource, &h, q.as_deref(), &id) },
     )
+}
+
+/// `POST /api/<resource>`: creates a record with `build`, see [`create`].
+pub(crate) fn create_route(
+    resource: Resource,
+    build: fn(&mut Db, Object) -> Result<Object, Vec<String>>,
+) -> MethodRouter<Arc<SimState>> {
+    post(
+        move |State(s): State<Arc<SimState>>, h: HeaderMap, RawQuery(q): RawQuery, b: Bytes| async move {
+            create(&s, resource, &h, q.as_deref(), &b, build)
+        },
+    )
+}
+
+/// `PUT` and `PATCH /api/<resource>/{id}`: reads the body, then applies `change(db, id, body)`
+/// through [`update`].
+pub(crate) fn put_route(
+    resource: Resource,
+    change: fn(&mut Db, i64, &Object) -> Result<(), Vec<String>>,
+) -> MethodRouter<Arc<SimState>> {
+    let handler = move |State(s): State<Arc<SimState>>,
+                        h: HeaderMap,
+                        RawQuery(q): RawQuery,
+                        Path(id): Path<String>,
+                        b: Bytes| async move {
+        let body = body_object(&h, &b, resource)?;
+        update(&s, resource, &h, q.as_deref(), &id, |db, id| {
+            change(db, id, &body)
+        })
+    };
+    put(handler).patch(handler)
 }
 
 /// `GET /api/<resource>`: the page of records the query selects.

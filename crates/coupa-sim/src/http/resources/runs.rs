@@ -18,7 +18,10 @@ use axum::http::HeaderMap;
 use axum::routing::put;
 use coupa_doc::{Object, Value};
 
-use super::{body_object, create, integration_ref, list_route, merge_fields, show_route, update};
+use super::{
+    body_object, create_route, integration_ref, list_route, merge_fields, put_route, show_route,
+    update,
+};
 use crate::SimState;
 use crate::http::format::{ApiError, Reply};
 use crate::store::{Db, Resource};
@@ -30,13 +33,12 @@ pub fn routes() -> Router<Arc<SimState>> {
     Router::new()
         .route(
             "/api/integration_runs",
-            list_route(R).post(
-                |State(s): State<Arc<SimState>>, h: HeaderMap, RawQuery(q): RawQuery, b: Bytes| async move {
-                    create(&s, R, &h, q.as_deref(), &b, build)
-                },
-            ),
+            list_route(R).merge(create_route(R, build)),
         )
-        .route("/api/integration_runs/{id}", show_route(R).put(put_run).patch(put_run))
+        .route(
+            "/api/integration_runs/{id}",
+            show_route(R).merge(put_route(R, update_run)),
+        )
         .route("/api/integration_runs/{id}/{action}", put(action))
 }
 
@@ -63,20 +65,11 @@ fn build(db: &mut Db, body: Object) -> Result<Object, Vec<String>> {
     Ok(row)
 }
 
-async fn put_run(
-    State(state): State<Arc<SimState>>,
-    headers: HeaderMap,
-    RawQuery(q): RawQuery,
-    Path(id): Path<String>,
-    body: Bytes,
-) -> Result<Reply, ApiError> {
-    let body = body_object(&headers, &body, R)?;
-    update(&state, R, &headers, q.as_deref(), &id, |db, id| {
-        if let Some(row) = db.integration_runs.get_mut(id) {
-            merge_fields(row, &body, &["status", "integration"]);
-        }
-        Ok(())
-    })
+fn update_run(db: &mut Db, id: i64, body: &Object) -> Result<(), Vec<String>> {
+    if let Some(row) = db.integration_runs.get_mut(id) {
+        merge_fields(row, body, &["status", "integration"]);
+    }
+    Ok(())
 }
 
 async fn action(
