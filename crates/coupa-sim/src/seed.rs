@@ -3123,7 +3123,7 @@ impl InvoiceGen<'_> {
         (row, eligible)
     }
 
-    /// A payment on an invoice, shaped as `Db::add_payments` records them.
+    /// A payment on an invoice, as `Db::add_payments` records them.
     fn payment(
         &self,
         invoice_id: i64,
@@ -3132,21 +3132,12 @@ impl InvoiceGen<'_> {
         amount: Decimal,
         check: &str,
     ) -> Value {
-        let user = self.w.api_user();
-        Value::Object(
-            Object::with_capacity(11)
-                .with("id", invoice_id * 1000 + n)
-                .with("created-at", at)
-                .with("updated-at", at)
-                .with("amount-paid", amount)
-                .with("notes", check)
-                .with("payment-date", midnight(at))
-                .with("payable-type", "InvoiceHeader")
-                .with("payable-id", invoice_id)
-                .with("category", "payment")
-                .with("created-by", user.clone())
-                .with("updated-by", user),
-        )
+        let p = crate::store::NewPayment {
+            amount_paid: amount,
+            notes: Some(check.to_owned()),
+            payment_date: Some(midnight(at)),
+        };
+        crate::store::payment_record(invoice_id, n, &p, at, &self.w.api_user())
     }
 }
 

@@ -303,22 +303,9 @@ impl Db {
             Some(Value::Array(items)) => items,
             _ => Vec::new(),
         };
-        let first_id = invoice_id * 1000 + list.len() as i64 + 1;
+        let first = list.len() as i64 + 1;
         for (i, p) in payments.iter().enumerate() {
-            list.push(Value::Object(
-                Object::new()
-                    .with("id", first_id + i as i64)
-                    .with("created-at", now)
-                    .with("updated-at", now)
-                    .with("amount-paid", p.amount_paid)
-                    .with("notes", p.notes.clone())
-                    .with("payment-date", p.payment_date)
-                    .with("payable-type", "InvoiceHeader")
-                    .with("payable-id", invoice_id)
-                    .with("category", "payment")
-                    .with("created-by", user.clone())
-                    .with("updated-by", user.clone()),
-            ));
+            list.push(payment_record(invoice_id, first + i as i64, p, now, &user));
         }
         invoice.insert("payments", Value::Array(list));
         if let Some(paid) = header.paid {
@@ -334,6 +321,31 @@ impl Db {
         invoice.insert("updated-by", user);
         Ok(())
     }
+}
+
+/// A payment as an invoice carries it (R39 `Payment`). Its id is derived from the invoice's and
+/// its position, so seeded and appended payments never collide.
+pub fn payment_record(
+    invoice_id: i64,
+    position: i64,
+    p: &NewPayment,
+    at: DateTime<FixedOffset>,
+    user: &Value,
+) -> Value {
+    Value::Object(
+        Object::with_capacity(11)
+            .with("id", invoice_id * 1000 + position)
+            .with("created-at", at)
+            .with("updated-at", at)
+            .with("amount-paid", p.amount_paid)
+            .with("notes", p.notes.clone())
+            .with("payment-date", p.payment_date)
+            .with("payable-type", "InvoiceHeader")
+            .with("payable-id", invoice_id)
+            .with("category", "payment")
+            .with("created-by", user.clone())
+            .with("updated-by", user.clone()),
+    )
 }
 
 /// One payment line to append to an invoice.
