@@ -296,6 +296,118 @@ impl<T: Into<Value>> From<Option<T>> for Value {
     }
 }
 
+/// Reads any self-describing serde format into a tree: strings stay text, integers become
+/// [`Value::Int`], floats become [`Value::Decimal`] (text if no decimal can hold them), and map
+/// keys are canonicalised as the JSON and XML readers do. Numbers that `serde_json` delivers in
+/// its `arbitrary_precision` form are read exactly.
+impl<'de> serde::Deserialize<'de> for Value {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(ValueVisitor)
+    }
+}
+
+/// The key under which `serde_json`'s `arbitrary_precision` feature hands over a number.
+const JSON_NUMBER_TOKEN: &str = "$serde_json::private::Number";
+
+struct ValueVisitor;
+
+impl<'de> serde::de::Visitor<'de> for ValueVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any Coupa value")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::Int(v))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(match i64::try_from(v) {
+            Ok(i) => Value::Int(i),
+            Err(_) => Value::Decimal(Decimal::from(v)),
+        })
+    }
+
+    fn visit_i128<E>(self, v: i128) -> Result<Value, E> {
+        Ok(match i64::try_from(v) {
+            Ok(i) => Value::Int(i),
+            Err(_) => Decimal::try_from_i128_with_scale(v, 0)
+                .map_or_else(|_| Value::Text(v.to_string()), Value::Decimal),
+        })
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        // `to_string` gives the shortest text that reads back as the same float, which is what
+        // the sender wrote in all but contrived cases; parsing it avoids binary noise digits.
+        let text = v.to_string();
+        Ok(text
+            .parse::<Decimal>()
+            .ok()
+            .or_else(|| Decimal::try_from(v).ok())
+            .map_or(Value::Text(text), Value::Decimal))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::Text(v.to_owned()))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::Text(v))
+    }
+
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        serde::Deserialize::deserialize(d)
+    }
+
+    fn visit_newtype_struct<D: serde::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        serde::Deserialize::deserialize(d)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1024));
+        while let Some(item) = seq.next_element()? {
+            items.push(item);
+        }
+        Ok(Value::Array(items))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut o = Object::with_capacity(map.size_hint().unwrap_or(0).min(1024));
+        while let Some(key) = map.next_key::<String>()? {
+            if key == JSON_NUMBER_TOKEN {
+                let text: String = map.next_value()?;
+                return Ok(number_from_text(text));
+            }
+            let value: Value = map.next_value()?;
+            o.insert(key, value);
+        }
+        Ok(Value::Object(o))
+    }
+}
+
+fn number_from_text(text: String) -> Value {
+    if let Ok(i) = text.parse::<i64>() {
+        return Value::Int(i);
+    }
+    text.parse::<Decimal>()
+        .ok()
+        .or_else(|| Decimal::from_scientific(&text).ok())
+        .map_or(Value::Text(text), Value::Decimal)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -312,6 +424,42 @@ mod tests {
         assert_eq!(o.get("amount_paid"), Some(&Value::Int(2)));
         assert_eq!(o.remove("AMOUNT-PAID"), Some(Value::Int(2)));
         assert_eq!(o.len(), 1);
+    }
+
+    #[test]
+    fn deserializes_from_serde_json_exactly_with_canonical_keys() {
+        let v: Value = serde_json::from_str(
+            r#"{"Amount_Paid": 199.98, "n": 7, "big": 12345678901234567890.5,
+                "s": "x", "a": [null, true], "o": {"line_num": 1}}"#,
+        )
+        .expect("deserializes");
+        let o = v.as_object().expect("object");
+        assert!(o.keys().eq(["amount-paid", "n", "big", "s", "a", "o"]));
+        assert_eq!(o.get("amount-paid"), Some(&Value::Decimal(Decimal::new(19998, 2))));
+        assert_eq!(o.get("n"), Some(&Value::Int(7)));
+        assert_eq!(
+            o.get("big").and_then(Value::as_decimal).map(|d| d.to_string()),
+            Some("12345678901234567890.5".to_owned())
+        );
+        assert_eq!(o.get("s"), Some(&Value::Text("x".into())));
+        assert_eq!(
+            o.get("a"),
+            Some(&Value::Array(vec![Value::Null, Value::Bool(true)]))
+        );
+        assert_eq!(v.pointer(&["o", "line-num"]), Some(&Value::Int(1)));
+    }
+
+    #[test]
+    fn floats_become_decimals_without_binary_noise() {
+        use serde::de::IntoDeserializer;
+        let d: serde::de::value::F64Deserializer<serde::de::value::Error> =
+            0.1f64.into_deserializer();
+        let v = <Value as serde::Deserialize>::deserialize(d).expect("float");
+        assert_eq!(v, Value::Decimal(Decimal::new(1, 1)));
+        let d: serde::de::value::F64Deserializer<serde::de::value::Error> =
+            f64::NAN.into_deserializer();
+        let v = <Value as serde::Deserialize>::deserialize(d).expect("nan");
+        assert_eq!(v, Value::Text("NaN".into()));
     }
 
     #[test]

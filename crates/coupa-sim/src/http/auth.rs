@@ -88,6 +88,11 @@ impl Tokens {
         Ok(grant.scopes.clone())
     }
 
+    /// Every token issued and not yet purged, so tests can check none leaks into a report.
+    pub fn issued(&self) -> Vec<String> {
+        self.grants.lock().keys().cloned().collect()
+    }
+
     /// Expires every issued token now (fault injection: "the token expired mid-run").
     pub fn expire_all(&self) {
         let now = Instant::now();

@@ -1,0 +1,467 @@
+//! One request and its attempts. The loop stays small because every decision is made
+//! elsewhere: the rate governor says when to send, [`crate::retry::decide`] says whether to try
+//! again, [`crate::auth`] supplies the header. What happens here is I/O and reporting: every
+//! attempt goes to the observer, whatever its outcome.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use coupa_doc::Value;
+use reqwest::Method;
+use reqwest::header::{ACCEPT, CONTENT_TYPE, RETRY_AFTER, USER_AGENT};
+use secrecy::SecretString;
+use tokio::time::Instant;
+
+use crate::auth::{Auth, AuthHeader, read_token};
+use crate::error::{Error, ErrorKind};
+use crate::observe::{Attempt, CallContext, Observer};
+use crate::query::render_pairs;
+use crate::rate::Governor;
+use crate::retry::{self, Decision, Idempotency, Outcome, RetryAfter, RetryPolicy};
+use crate::wire::{self, Format};
+
+/// A request, before it is sent.
+#[derive(Clone, Debug)]
+pub struct Request {
+    pub method: Method,
+    /// Path under the instance, starting with `/api/`.
+    pub path: String,
+    pub query: Vec<(String, String)>,
+    /// Root element name (for XML) and the document.
+    pub body: Option<(String, Value)>,
+    pub idempotency: Idempotency,
+}
+
+impl Request {
+    pub fn new(method: Method, path: impl Into<String>) -> Self {
+        let idempotency = if method == Method::POST {
+            Idempotency::Unsafe
+        } else {
+            Idempotency::Idempotent
+        };
+        Request {
+            method,
+            path: path.into(),
+            query: Vec::new(),
+            body: None,
+            idempotency,
+        }
+    }
+
+    pub fn query(mut self, pairs: Vec<(String, String)>) -> Self {
+        self.query = pairs;
+        self
+    }
+
+    pub fn body(mut self, root: impl Into<String>, value: Value) -> Self {
+        self.body = Some((root.into(), value));
+        self
+    }
+
+    /// Marks a request whose repetition could apply it twice (a PUT that appends payments).
+    pub fn unsafe_to_repeat(mut self) -> Self {
+        self.idempotency = Idempotency::Unsafe;
+        self
+    }
+
+    /// Path and query as logged and as sent.
+    pub fn target(&self) -> String {
+        if self.query.is_empty() {
+            self.path.clone()
+        } else {
+            format!("{}?{}", self.path, render_pairs(&self.query))
+        }
+    }
+}
+
+/// A successful answer.
+#[derive(Clone, Debug)]
+pub struct Response {
+    pub status: u16,
+    pub body: Bytes,
+}
+
+/// Timeouts and identity of the HTTP client.
+#[derive(Clone, Debug)]
+pub struct HttpSettings {
+    /// Whole request, headers to last body byte.
+    pub timeout: Duration,
+    pub connect_timeout: Duration,
+    pub user_agent: String,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        HttpSettings {
+            timeout: Duration::from_secs(60),
+            connect_timeout: Duration::from_secs(10),
+            user_agent: concat!("coupa-bridge/", env!("CARGO_PKG_VERSION")).into(),
+        }
+    }
+}
+
+pub(crate) struct Transport {
+    http: reqwest::Client,
+    base_url: String,
+    format: Format,
+    auth: Auth,
+    governor: Governor,
+    policy: RetryPolicy,
+    observer: Arc<dyn Observer>,
+    user_agent: String,
+}
+
+/// What one attempt produced, before the retry decision.
+struct Answer {
+    outcome: Outcome,
+    body: Bytes,
+    error: Option<String>,
+}
+
+impl Transport {
+    pub fn new(
+        base_url: String,
+        format: Format,
+        auth: Auth,
+        governor: Governor,
+        policy: RetryPolicy,
+        settings: &HttpSettings,
+        observer: Arc<dyn Observer>,
+    ) -> Result<Self, Error> {
+        let http = reqwest::Client::builder()
+            .timeout(settings.timeout)
+            .connect_timeout(settings.connect_timeout)
+            .pool_idle_timeout(Duration::from_secs(60))
+            .build()
+            .map_err(|e| Error::new("", "", ErrorKind::Invalid(format!("HTTP client: {e}"))))?;
+        Ok(Transport {
+            user_agent: settings.user_agent.clone(),
+            http,
+            base_url,
+            format,
+            auth,
+            governor,
+            policy,
+            observer,
+        })
+    }
+
+    pub fn format(&self) -> Format {
+        self.format
+    }
+
+    pub fn auth(&self) -> &Auth {
+        &self.auth
+    }
+
+    pub fn governor(&self) -> &Governor {
+        &self.governor
+    }
+
+    /// Sends `req`, retrying as the policy allows. `Ok` only for a 2xx answer.
+    pub async fn send(&self, ctx: &Arc<CallContext>, req: &Request) -> Result<Response, Error> {
+        let target = req.target();
+        let method = req.method.as_str().to_owned();
+        let fail = |kind| Error::new(method.clone(), target.clone(), kind);
+        let body = req
+            .body
+            .as_ref()
+            .map(|(root, v)| Bytes::from(wire::encode(self.format, root, v)));
+        let url = format!("{}{}", self.base_url, target);
+        let mut attempt = 1;
+        let mut reminted = false;
+        loop {
+            let waited = self.governor.acquire().await;
+            let header = self.auth_header(ctx).await?;
+            let started = Instant::now();
+            let answer = self.attempt(&req.method, &url, &header, body.clone()).await;
+            let duration = started.elapsed();
+            let status = match answer.outcome {
+                Outcome::Status { status, .. } => Some(status),
+                _ => None,
+            };
+            let messages = match status {
+                Some(s) if s >= 400 => error_messages(self.format, &answer.body),
+                _ => Vec::new(),
+            };
+            if let Outcome::Status {
+                status: 429,
+                retry_after,
+            } = &answer.outcome
+            {
+                self.governor.throttled(
+                    retry_after
+                        .as_ref()
+                        .map(|r| retry_after_delay(r, SystemTime::now())),
+                );
+            }
+            // A refused token is re-minted once per request: the token may have been revoked
+            // or expired early. A second 401 is an answer.
+            let retry_in = if status == Some(401) && self.auth.is_oauth() && !reminted {
+                reminted = true;
+                self.auth.invalidate(header.generation);
+                Some(Duration::ZERO)
+            } else {
+                match retry::decide(
+                    &self.policy,
+                    req.idempotency,
+                    &answer.outcome,
+                    attempt,
+                    retry::jitter(),
+                    SystemTime::now(),
+                ) {
+                    Decision::Retry { after, .. } => Some(after),
+                    Decision::Done | Decision::GiveUp { .. } => None,
+                }
+            };
+            let error = answer
+                .error
+                .clone()
+                .or_else(|| status.filter(|s| *s >= 400).map(|s| describe(s, &messages)));
+            self.observer.attempt(&Attempt {
+                context: ctx.clone(),
+                method: method.clone(),
+                path: target.clone(),
+                attempt,
+                status,
+                duration,
+                waited,
+                bytes_sent: body.as_ref().map_or(0, Bytes::len),
+                bytes_received: answer.body.len(),
+                error,
+                retry_in,
+            });
+            match retry_in {
+                Some(after) => {
+                    if !after.is_zero() {
+                        tokio::time::sleep(after).await;
+                    }
+                    attempt += 1;
+                }
+                None => {
+                    return match (answer.outcome, req.idempotency) {
+                        (Outcome::Status { status, .. }, _) if (200..300).contains(&status) => {
+                            Ok(Response {
+                                status,
+                                body: answer.body,
+                            })
+                        }
+                        (Outcome::Status { status, .. }, _) => {
+                            Err(fail(ErrorKind::Status { status, messages }))
+                        }
+                        (Outcome::Connect, _) | (_, Idempotency::Idempotent) => {
+                            Err(fail(ErrorKind::Transport(answer.error.unwrap_or_default())))
+                        }
+                        (Outcome::Timeout | Outcome::Dropped, Idempotency::Unsafe) => {
+                            Err(fail(ErrorKind::Unknown(answer.error.unwrap_or_default())))
+                        }
+                    };
+                }
+            }
+        }
+    }
+
+    async fn attempt(
+        &self,
+        method: &Method,
+        url: &str,
+        header: &AuthHeader,
+        body: Option<Bytes>,
+    ) -> Answer {
+        let mut rb = self
+            .http
+            .request(method.clone(), url)
+            .header(ACCEPT, self.format.mime())
+            .header(USER_AGENT, &self.user_agent)
+            .header(header.name.clone(), header.value.clone());
+        if let Some(b) = body {
+            rb = rb.header(CONTENT_TYPE, self.format.mime()).body(b);
+        }
+        read_answer(rb.send().await).await
+    }
+
+    async fn auth_header(&self, ctx: &Arc<CallContext>) -> Result<AuthHeader, Error> {
+        self.auth.header(|| self.mint(ctx)).await
+    }
+
+    /// Mints a token. Minting has no side effect in Coupa, so failures without an answer and
+    /// 5xx/429 are retried like any idempotent request.
+    async fn mint(
+        &self,
+        ctx: &Arc<CallContext>,
+    ) -> Result<(SecretString, Duration, Option<String>), Error> {
+        let url = self.auth.token_url().to_owned();
+        let path = "/oauth2/token".to_owned();
+        let fail = |kind| Error::new("POST", path.clone(), kind);
+        let Some(tr) = self.auth.token_request() else {
+            return Err(fail(ErrorKind::Invalid("no OAuth2 credentials".into())));
+        };
+        let mut attempt = 1;
+        loop {
+            let started = Instant::now();
+            let mut rb = self
+                .http
+                .post(&url)
+                .header(ACCEPT, "application/json")
+                .form(&tr.form());
+            if tr.basic_auth {
+                rb = rb.basic_auth(
+                    tr.client_id,
+                    Some(secrecy::ExposeSecret::expose_secret(tr.client_secret)),
+                );
+            }
+            let answer = read_answer(rb.send().await).await;
+            let status = match answer.outcome {
+                Outcome::Status { status, .. } => Some(status),
+                _ => None,
+            };
+            let decision = retry::decide(
+                &self.policy,
+                Idempotency::Idempotent,
+                &answer.outcome,
+                attempt,
+                retry::jitter(),
+                SystemTime::now(),
+            );
+            let result = match status {
+                Some(200..=299) => Some(read_token(&answer.body)),
+                Some(s) => Some(Err(ErrorKind::Token(describe(
+                    s,
+                    &oauth_messages(&answer.body),
+                )))),
+                None => None,
+            };
+            self.observer.attempt(&Attempt {
+                context: ctx.clone(),
+                method: "POST".into(),
+                path: path.clone(),
+                attempt,
+                status,
+                duration: started.elapsed(),
+                waited: Duration::ZERO,
+                // The form carries the secret: its size is reported, never its content.
+                bytes_sent: 0,
+                bytes_received: answer.body.len(),
+                error: match &result {
+                    Some(Err(e)) => Some(e.to_string()),
+                    _ => answer.error.clone(),
+                },
+                retry_in: match &decision {
+                    Decision::Retry { after, .. } => Some(*after),
+                    _ => None,
+                },
+            });
+            match decision {
+                Decision::Retry { after, .. } => {
+                    tokio::time::sleep(after).await;
+                    attempt += 1;
+                }
+                _ => {
+                    return match result {
+                        Some(r) => r.map_err(fail),
+                        None => Err(fail(ErrorKind::Transport(answer.error.unwrap_or_default()))),
+                    };
+                }
+            }
+        }
+    }
+}
+
+/// Turns reqwest's result into an outcome, reading the whole body (a body that breaks off is
+/// a dropped connection, not an answer).
+async fn read_answer(sent: Result<reqwest::Response, reqwest::Error>) -> Answer {
+    let resp = match sent {
+        Ok(r) => r,
+        Err(e) => {
+            return Answer {
+                outcome: classify(&e),
+                body: Bytes::new(),
+                error: Some(describe_transport(&e)),
+            };
+        }
+    };
+    let status = resp.status().as_u16();
+    let retry_after = resp
+        .headers()
+        .get(RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(RetryAfter::parse);
+    match resp.bytes().await {
+        Ok(body) => Answer {
+            outcome: Outcome::Status {
+                status,
+                retry_after,
+            },
+            body,
+            error: None,
+        },
+        Err(e) => Answer {
+            outcome: if e.is_timeout() {
+                Outcome::Timeout
+            } else {
+                Outcome::Dropped
+            },
+            body: Bytes::new(),
+            error: Some(format!(
+                "HTTP {status}, body broke off: {}",
+                describe_transport(&e)
+            )),
+        },
+    }
+}
+
+fn classify(e: &reqwest::Error) -> Outcome {
+    if e.is_timeout() {
+        Outcome::Timeout
+    } else if e.is_connect() {
+        Outcome::Connect
+    } else {
+        Outcome::Dropped
+    }
+}
+
+/// reqwest's message plus its causes, which say what actually happened ("connection reset").
+/// URLs carry no secrets (tokens travel in headers), so nothing needs redacting.
+fn describe_transport(e: &reqwest::Error) -> String {
+    let mut s = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        s.push_str(": ");
+        s.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    s
+}
+
+fn retry_after_delay(r: &RetryAfter, now: SystemTime) -> Duration {
+    match r {
+        RetryAfter::Seconds(s) => Duration::from_secs(*s),
+        RetryAfter::At(t) => t.duration_since(now).unwrap_or(Duration::ZERO),
+    }
+}
+
+fn describe(status: u16, messages: &[String]) -> String {
+    if messages.is_empty() {
+        format!("HTTP {status}")
+    } else {
+        format!("HTTP {status}: {}", messages.join("; "))
+    }
+}
+
+/// Coupa's error messages from an error body, whichever format it came in (a proxy may answer
+/// HTML; then there are none).
+fn error_messages(format: Format, body: &[u8]) -> Vec<String> {
+    let parsed = wire::parse(format, body).or_else(|_| {
+        let other = match format {
+            Format::Json => Format::Xml,
+            Format::Xml => Format::Json,
+        };
+        wire::parse(other, body)
+    });
+    parsed.map(|v| wire::error_messages(&v)).unwrap_or_default()
+}
+
+fn oauth_messages(body: &[u8]) -> Vec<String> {
+    error_messages(Format::Json, body)
+}

@@ -1,0 +1,9 @@
+//! Integration tests of the Coupa client against the in-process simulator, plus fixture tests
+//! of Coupa's own payloads.
+
+mod auth;
+mod common;
+// mod fixtures; (the wire helper adds it)
+mod operations;
+mod paging;
+mod resilience;
