@@ -76,6 +76,8 @@ impl Error {
             ErrorKind::Status { status, .. } => match status {
                 401 | 403 => ErrorClass::Auth,
                 404 => ErrorClass::NotFound,
+                // 501 and 505 say the request itself is wrong; asking again changes nothing.
+                501 | 505 => ErrorClass::Permanent,
                 408 | 429 | 500..=599 => ErrorClass::Retryable,
                 _ => ErrorClass::Permanent,
             },

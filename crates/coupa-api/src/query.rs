@@ -472,7 +472,7 @@ mod tests {
         assert_eq!(
             q.render(),
             "exported=false&status[in]=approved%2Cvoided&supplier[name][gt]=Fish&\
-             order-lines[account][code]=a-c&fields=%5B%22id%22%2C%22invoice-number%22%2C%7B%22supplier%22%3A%5B%22id%22%2C%22name%22%5D%7D%2C%7B%22custom-fields%22%3A%7B%7D%7D%5D&\
+             order-lines[account][code]=a-c&fields=[%22id%22%2C%22invoice-number%22%2C%7B%22supplier%22%3A[%22id%22%2C%22name%22]%7D%2C%7B%22custom-fields%22%3A%7B%7D%7D]&\
              filter=default_invoices_filter&order_by=id&dir=asc&limit=50&offset=100&return_object=limited"
         );
     }

@@ -690,7 +690,6 @@ mod tests {
     /// feature in this crate's dev-dependencies:
     /// `tokio = { workspace = true, features = ["test-util"] }`.
     /// Until it is there they are compiled out; delete the `cfg(any())` line to enable them.
-    #[cfg(any())]
     mod paused {
         use super::*;
 

@@ -190,11 +190,12 @@ impl Transport {
                 retry_after,
             } = &answer.outcome
             {
-                self.governor.throttled(
-                    retry_after
-                        .as_ref()
-                        .map(|r| retry_after_delay(r, SystemTime::now())),
-                );
+                // Capped like the retry's own wait: a bogus hour-long Retry-After must not
+                // hold every task for an hour.
+                self.governor.throttled(retry_after.map(|r| {
+                    r.delay_from(SystemTime::now())
+                        .min(self.policy.retry_after_cap)
+                }));
             }
             // A refused token is re-minted once per request: the token may have been revoked
             // or expired early. A second 401 is an answer.
@@ -432,13 +433,6 @@ fn describe_transport(e: &reqwest::Error) -> String {
         source = cause.source();
     }
     s
-}
-
-fn retry_after_delay(r: &RetryAfter, now: SystemTime) -> Duration {
-    match r {
-        RetryAfter::Seconds(s) => Duration::from_secs(*s),
-        RetryAfter::At(t) => t.duration_since(now).unwrap_or(Duration::ZERO),
-    }
 }
 
 fn describe(status: u16, messages: &[String]) -> String {

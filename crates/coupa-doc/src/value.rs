@@ -435,10 +435,15 @@ mod tests {
         .expect("deserializes");
         let o = v.as_object().expect("object");
         assert!(o.keys().eq(["amount-paid", "n", "big", "s", "a", "o"]));
-        assert_eq!(o.get("amount-paid"), Some(&Value::Decimal(Decimal::new(19998, 2))));
+        assert_eq!(
+            o.get("amount-paid"),
+            Some(&Value::Decimal(Decimal::new(19998, 2)))
+        );
         assert_eq!(o.get("n"), Some(&Value::Int(7)));
         assert_eq!(
-            o.get("big").and_then(Value::as_decimal).map(|d| d.to_string()),
+            o.get("big")
+                .and_then(Value::as_decimal)
+                .map(|d| d.to_string()),
             Some("12345678901234567890.5".to_owned())
         );
         assert_eq!(o.get("s"), Some(&Value::Text("x".into())));

@@ -548,9 +548,18 @@ impl<'de> VariantAccess<'de> for ValueDeserializer<'de> {
 /// `deserialize_with` helpers for the scalars serde cannot coerce by type alone. They work with
 /// any self-describing deserializer, not only [`ValueDeserializer`].
 ///
-/// ```ignore
-/// #[serde(default, deserialize_with = "lenient::decimal_opt")]
-/// pub amount_paid: Option<Decimal>,
+/// ```
+/// use coupa_api::wire::decode::lenient;
+/// use rust_decimal::Decimal;
+///
+/// #[derive(serde::Deserialize)]
+/// struct Payment {
+///     #[serde(default, deserialize_with = "lenient::decimal_opt")]
+///     amount_paid: Option<Decimal>,
+/// }
+///
+/// let p: Payment = serde_json::from_str(r#"{"amount_paid": " 12.50 "}"#).expect("lenient");
+/// assert_eq!(p.amount_paid, Some(Decimal::new(1250, 2)));
 /// ```
 pub mod lenient {
     use std::fmt;

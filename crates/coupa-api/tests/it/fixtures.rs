@@ -358,7 +358,10 @@ fn invoice_create_eu_fields_decodes_untyped_xml() {
             Some(dec("10.00"))
         )
     );
-    assert_eq!(line.uom.as_ref().and_then(|u| u.code.as_deref()), Some("EA"));
+    assert_eq!(
+        line.uom.as_ref().and_then(|u| u.code.as_deref()),
+        Some("EA")
+    );
     assert_eq!(
         line.account.as_ref().and_then(|a| a.code.as_deref()),
         Some("100")
@@ -430,7 +433,12 @@ fn invoice_xml_quoted_in_csv_cells_decodes() {
 }
 
 /// `(amount, notes, check number, payment date)` of each payment.
-type PaymentRow = (Decimal, Option<String>, Option<String>, DateTime<FixedOffset>);
+type PaymentRow = (
+    Decimal,
+    Option<String>,
+    Option<String>,
+    DateTime<FixedOffset>,
+);
 
 fn payment_rows(i: &Invoice) -> Vec<PaymentRow> {
     i.payments
@@ -582,9 +590,7 @@ fn payment_xml_with_a_quoted_invoice_date() {
     assert_eq!(i.invoice_date, Some(dt("2019-10-22T00:00:00-09:00")));
     assert_eq!(
         i.invoice_number,
-        Some(InvoiceNumber(
-            "Invoice_Number_1571292051.310760975".into()
-        ))
+        Some(InvoiceNumber("Invoice_Number_1571292051.310760975".into()))
     );
     assert_eq!(
         payment_rows(&i),
@@ -612,7 +618,10 @@ fn payment_xml_legacy_header_fields_and_array() {
 
 #[test]
 fn payment_xml_multiple() {
-    let i = payment_request("payment-put-multiple.xml", sample("payment-put-multiple.xml"));
+    let i = payment_request(
+        "payment-put-multiple.xml",
+        sample("payment-put-multiple.xml"),
+    );
     assert_eq!(
         payment_rows(&i),
         [
@@ -657,11 +666,15 @@ fn pay_fragments(dir: &Path, names: [&str; 5]) -> Object {
 }
 
 fn check_pay_fragments(what: &str, parts: &Object) {
-    let details: Vec<PaymentDetail> = decode(what, &parts.get("payment-details").cloned().expect("details"));
+    let details: Vec<PaymentDetail> = decode(what, parts.get("payment-details").expect("details"));
     assert_eq!(details.len(), 1);
     let d = &details[0];
     assert_eq!(d.id, Some(PaymentDetailId(848)));
-    assert_eq!(d.payment_id, Some(PayPaymentId(776)), r#""payment-id": "776""#);
+    assert_eq!(
+        d.payment_id,
+        Some(PayPaymentId(776)),
+        r#""payment-id": "776""#
+    );
     assert_eq!(d.payable_id, Some(940));
     assert_eq!(d.payable_type.as_deref(), Some("CoupaPay::Invoice"));
     assert_eq!(d.source_transaction_type.as_deref(), Some("InvoiceHeader"));
@@ -686,7 +699,10 @@ fn check_pay_fragments(what: &str, parts: &Object) {
 
     let from: PayAccount = decode(what, parts.get("pay-from-account").expect("from"));
     assert_eq!(from.id, Some(654));
-    assert_eq!(from.account_name.as_deref(), Some("Conferma - WEX Virtual Card"));
+    assert_eq!(
+        from.account_name.as_deref(),
+        Some("Conferma - WEX Virtual Card")
+    );
     assert_eq!(from.account_kind.as_deref(), Some("virtual_card"));
     assert_eq!(from.account_type, None);
     assert_eq!(from.currency.as_ref().map(|c| c.code.as_str()), Some("USD"));
@@ -713,7 +729,10 @@ fn check_pay_fragments(what: &str, parts: &Object) {
     assert_eq!(payee.name.as_deref(), Some("Supplier Name Inc."));
     assert_eq!(payee.display_name(), Some("Supplier Name Inc."));
     // A supplier payee: the user fields are absent (the e-mail is the contact's, nested).
-    assert_eq!((payee.login, payee.email, payee.fullname), (None, None, None));
+    assert_eq!(
+        (payee.login, payee.email, payee.fullname),
+        (None, None, None)
+    );
 
     let batch: PaymentBatch = decode(what, parts.get("payment-batch").expect("batch"));
     assert_eq!(batch.id, Some(232));
@@ -726,21 +745,23 @@ fn check_pay_fragments(what: &str, parts: &Object) {
         .with("status", "completed_successfully")
         .with("pay-to-total", "20000.00")
         .with("external-ref-id", 883001i64);
-    payment.insert("pay-to-currency", fragment_entry(&Value::Object(d_currency()), "c"));
+    payment.insert(
+        "pay-to-currency",
+        Object::new()
+            .with("id", 1i64)
+            .with("code", "USD")
+            .with("decimals", 2i64),
+    );
     let p: PayPayment = decode(what, &Value::Object(payment));
     assert_eq!(p.id, PayPaymentId(776));
     assert_eq!(p.pay_to(), Some(usd("20000.00")));
     assert_eq!(p.pay_from(), None, "no pay-from-total in the fragments");
     assert_eq!(p.external_ref_id.as_deref(), Some("883001"));
     assert_eq!(p.payment_details.len(), 1);
-    assert_eq!(p.payee.and_then(|p| p.name).as_deref(), Some("Supplier Name Inc."));
-}
-
-fn d_currency() -> Object {
-    Object::new().with(
-        "c",
-        Object::new().with("id", 1i64).with("code", "USD").with("decimals", 2i64),
-    )
+    assert_eq!(
+        p.payee.and_then(|p| p.name).as_deref(),
+        Some("Supplier Name Inc.")
+    );
 }
 
 #[test]
@@ -766,7 +787,10 @@ fn error_samples_give_their_messages_in_both_formats() {
     let xml = wire::error_messages(&sample("user-create-errors-400-cdata.xml"));
     assert_eq!(
         json,
-        ["Login has already been taken", "Email has already been taken"]
+        [
+            "Login has already been taken",
+            "Email has already been taken"
+        ]
     );
     assert_eq!(xml, json, "the same failure reads the same in JSON and XML");
 
@@ -951,7 +975,10 @@ fn seed_000_invoice_lookup_and_payment_post() {
 
 #[test]
 fn seed_001_invoice_payloads() {
-    let i: Invoice = decode("001-01", &seed("001-01-invoice-mark-exported-response.json"));
+    let i: Invoice = decode(
+        "001-01",
+        &seed("001-01-invoice-mark-exported-response.json"),
+    );
     assert_eq!((i.id, i.exported), (InvoiceId(1001), Some(true)));
     assert!(i.invoice_lines.is_empty() && i.custom_fields.is_empty());
 
@@ -966,7 +993,10 @@ fn seed_001_invoice_payloads() {
         Some("Success: The Invoice was replicated in your ERP")
     );
 
-    let v = with_id(seed("001-03-invoice-custom-fields-failure-request.json"), 1001);
+    let v = with_id(
+        seed("001-03-invoice-custom-fields-failure-request.json"),
+        1001,
+    );
     let i: Invoice = decode("001-03", &v);
     assert_eq!(i.exported, None);
     assert_eq!(
@@ -974,8 +1004,14 @@ fn seed_001_invoice_payloads() {
         Some("Failure: The Invoice could not be replicated in your ERP")
     );
 
-    let i: Invoice = decode("001-04", &seed("001-04-invoice-custom-fields-error-response.json"));
-    assert_eq!(i.custom_fields.get("cf-erp-invoice-number"), Some(&Value::Null));
+    let i: Invoice = decode(
+        "001-04",
+        &seed("001-04-invoice-custom-fields-error-response.json"),
+    );
+    assert_eq!(
+        i.custom_fields.get("cf-erp-invoice-number"),
+        Some(&Value::Null)
+    );
     assert_eq!(i.custom_fields.text("cf-erp-invoice-number"), None);
     assert_eq!(
         i.custom_fields.text("cf-integration-status").as_deref(),
@@ -987,7 +1023,10 @@ fn seed_001_invoice_payloads() {
     let response: Invoice = decode("001-08", &seed("001-08-invoice-erp-number-response.json"));
     assert_eq!(request.custom_fields, response.custom_fields);
     assert_eq!(
-        response.custom_fields.text("cf-erp-invoice-number").as_deref(),
+        response
+            .custom_fields
+            .text("cf-erp-invoice-number")
+            .as_deref(),
         Some("<Invoice number in the ERP>")
     );
     assert_eq!(response.exported, Some(true));
@@ -1015,7 +1054,10 @@ fn seed_001_history_records() {
     assert_eq!(success.document_type.as_deref(), Some("InvoiceHeader"));
     assert_eq!(success.document_id, Some(1001));
     assert_eq!(success.document_status.as_deref(), Some("<Invoice status>"));
-    assert_eq!(success.contact_alert_type, Some(ContactAlertType::Functional));
+    assert_eq!(
+        success.contact_alert_type,
+        Some(ContactAlertType::Functional)
+    );
     assert_eq!(success.status.as_deref(), Some("Success"));
     assert_eq!(
         success.integration.as_ref().and_then(|i| i.code.as_deref()),
@@ -1044,7 +1086,10 @@ fn seed_001_history_records() {
 
     let alert: HistoryRecord = decode(
         "001-11",
-        &with_id(seed("001-11-history-record-create-alert-request.json"), 7002),
+        &with_id(
+            seed("001-11-history-record-create-alert-request.json"),
+            7002,
+        ),
     );
     assert_eq!(alert.status.as_deref(), Some("Error"));
     let messages: Vec<_> = alert
@@ -1097,8 +1142,14 @@ fn seed_001_integration_runs() {
     assert_eq!(start.total_records, Some(3));
 
     for (name, status) in [
-        ("001-21-integration-run-success-response.json", RunStatus::Successful),
-        ("001-22-integration-run-fail-response.json", RunStatus::Failed),
+        (
+            "001-21-integration-run-success-response.json",
+            RunStatus::Successful,
+        ),
+        (
+            "001-22-integration-run-fail-response.json",
+            RunStatus::Failed,
+        ),
     ] {
         let run: IntegrationRun = decode(name, &seed(name));
         assert_eq!(run.id, IntegrationRunId(501));
@@ -1115,7 +1166,11 @@ fn seed_001_integration_errors() {
             false,
             Some("InvoiceHeader"),
         ),
-        ("001-17-integration-errors-resolved-response.json", true, None),
+        (
+            "001-17-integration-errors-resolved-response.json",
+            true,
+            None,
+        ),
     ] {
         let errors: Vec<IntegrationError> = decode_list(name, seed(name));
         assert_eq!(errors.len(), 1);
@@ -1129,7 +1184,10 @@ fn seed_001_integration_errors() {
     // The flat `"integration-run-id": "501"` (a string, as printed) of the create_alert body.
     let alert: IntegrationError = decode(
         "001-19",
-        &with_id(seed("001-19-integration-error-create-alert-request.json"), 9002),
+        &with_id(
+            seed("001-19-integration-error-create-alert-request.json"),
+            9002,
+        ),
     );
     assert_eq!(alert.integration_run_id, Some(IntegrationRunId(501)));
     assert!(alert.integration_run.is_none());
@@ -1248,7 +1306,11 @@ fn seed_004_machine_translation_is_refused_with_the_field_named() {
     assert_eq!(e.to_string(), r#"at paid: invalid boolean "wahr""#);
     let payments = wire::payments_from_request(&v).expect("structurally valid");
     assert_eq!(payments.len(), 2);
-    assert!(payments.iter().all(|p| p.amount_paid.is_none() && p.payment_date.is_none()));
+    assert!(
+        payments
+            .iter()
+            .all(|p| p.amount_paid.is_none() && p.payment_date.is_none())
+    );
     assert!(payments.iter().all(|p| p.payable_id == Some(4835)));
 }
 
@@ -1266,10 +1328,15 @@ fn coupa_api_md_examples() {
     assert_eq!(r.document_id, Some(1001));
     assert_eq!(r.document_status.as_deref(), Some("approved"));
     assert_eq!(r.run_id(), Some(IntegrationRunId(501)));
-    assert_eq!(r.responses[0].response_code.as_deref(), Some("Success-1234"));
+    assert_eq!(
+        r.responses[0].response_code.as_deref(),
+        Some("Success-1234")
+    );
 
-    let resolved: Vec<HistoryRecord> =
-        decode_list("api-03", seed("api-03-history-record-resolve-response.json"));
+    let resolved: Vec<HistoryRecord> = decode_list(
+        "api-03",
+        seed("api-03-history-record-resolve-response.json"),
+    );
     assert_eq!(resolved.len(), 1);
     assert_eq!(
         (resolved[0].id, resolved[0].resolved),
@@ -1279,7 +1346,10 @@ fn coupa_api_md_examples() {
     let v = json_fragment(&seeds_dir(), "api-04-invoice-custom-fields.fragment.json")
         .expect("fragment");
     let i: Invoice = decode("api-04", &with_id(v, 1));
-    assert_eq!(i.custom_fields.text("cf-erp-invoice-number").as_deref(), Some("..."));
+    assert_eq!(
+        i.custom_fields.text("cf-erp-invoice-number").as_deref(),
+        Some("...")
+    );
     assert_eq!(i.custom_fields.len(), 2);
 
     let wrap = |name: &str, root: &str| {
@@ -1289,7 +1359,13 @@ fn coupa_api_md_examples() {
     };
     let i: Invoice = decode(
         "api-05",
-        &with_id(wrap("api-05-invoice-custom-fields.fragment.xml", "invoice-header"), 1),
+        &with_id(
+            wrap(
+                "api-05-invoice-custom-fields.fragment.xml",
+                "invoice-header",
+            ),
+            1,
+        ),
     );
     assert_eq!(i.custom_fields.text("custom_field_1").as_deref(), Some("…"));
 
@@ -1301,7 +1377,10 @@ fn coupa_api_md_examples() {
     );
     let i: Invoice = decode(
         "api-07",
-        &with_id(wrap("api-07-invoice-paid-flag.fragment.xml", "invoice-header"), 1),
+        &with_id(
+            wrap("api-07-invoice-paid-flag.fragment.xml", "invoice-header"),
+            1,
+        ),
     );
     assert_eq!(i.paid, Some(true));
 
@@ -1317,4 +1396,322 @@ fn coupa_api_md_examples() {
         wire::error_messages(&seed("api-10-errors-with-warnings.json")),
         ["Login has already been taken"]
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// What the simulator emits
+
+mod simulator {
+    use super::*;
+    use coupa_api::domain::{DataFileStatus, PayPaymentStatus};
+    use coupa_api::wire::{DataFileSource, Integration, IntegrationContact};
+    use coupa_sim::config::{DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET};
+    use coupa_sim::{Resource, SimConfig};
+
+    fn page(db: &coupa_sim::Db, resource: Resource, format: Format) -> Value {
+        let rows: Vec<Value> = db
+            .table(resource)
+            .rows()
+            .map(|o| Value::Object(o.clone()))
+            .collect();
+        let bytes = wire::encode(format, resource.list_element(), &Value::Array(rows));
+        wire::parse(format, &bytes).expect("the simulator's own output parses")
+    }
+
+    /// Every seeded record, written as the simulator serves it, decodes in both formats.
+    #[test]
+    fn seeded_records_decode_in_both_formats() {
+        let config = SimConfig::default();
+        let db = coupa_sim::seed::generate(&config);
+        for format in [Format::Json, Format::Xml] {
+            let invoices: Vec<Invoice> =
+                decode_list("invoices", page(&db, Resource::Invoices, format));
+            assert_eq!(invoices.len(), config.invoices, "{format:?}");
+            for i in &invoices {
+                assert!(i.invoice_number.is_some() && i.status.is_some(), "{i:?}");
+                assert!(i.total().is_some(), "invoice {} has a total", i.id);
+                assert!(!i.invoice_lines.is_empty(), "invoice {} has lines", i.id);
+                for line in &i.invoice_lines {
+                    assert!(line.total.is_some() && line.quantity.is_some());
+                }
+                if i.paid == Some(true) {
+                    assert!(i.amount_paid() > Decimal::ZERO, "invoice {}", i.id);
+                }
+            }
+            assert!(invoices.iter().any(|i| !i.payments.is_empty()));
+
+            let payments: Vec<PayPayment> =
+                decode_list("pay payments", page(&db, Resource::PayPayments, format));
+            assert_eq!(payments.len(), config.pay_payments, "{format:?}");
+            for p in &payments {
+                assert!(p.status.is_some() && p.pay_to().is_some(), "{p:?}");
+                let details: Decimal = p
+                    .payment_details
+                    .iter()
+                    .filter_map(|d| d.payment_total)
+                    .sum();
+                assert_eq!(Some(details), p.pay_to_total, "payment {}", p.id);
+                for d in &p.payment_details {
+                    assert_eq!(d.payment_id, Some(p.id));
+                    assert!(d.source_transaction_id.is_some());
+                }
+            }
+            assert!(
+                payments
+                    .iter()
+                    .any(|p| p.payee.as_ref().is_some_and(|payee| payee.login.is_some())),
+                "an employee payee is seeded"
+            );
+            assert!(
+                payments
+                    .iter()
+                    .any(|p| matches!(p.status, Some(PayPaymentStatus::CompletedSuccessfully)))
+            );
+
+            let integrations: Vec<Integration> =
+                decode_list("integrations", page(&db, Resource::Integrations, format));
+            assert!(!integrations.is_empty());
+            assert!(integrations.iter().all(|i| i.code.is_some()));
+            let contacts: Vec<IntegrationContact> =
+                decode_list("contacts", page(&db, Resource::IntegrationContacts, format));
+            assert!(
+                contacts
+                    .iter()
+                    .all(|c| c.contact_alert_type.is_some() && c.integration.is_some())
+            );
+        }
+    }
+
+    async fn call(
+        http: &reqwest::Client,
+        method: reqwest::Method,
+        url: String,
+        token: &str,
+        format: Format,
+        body: Option<&str>,
+    ) -> (u16, Value) {
+        let mut request = http
+            .request(method, url)
+            .bearer_auth(token)
+            .header("Accept", format.mime());
+        if let Some(body) = body {
+            request = request
+                .header("Content-Type", Format::Json.mime())
+                .body(body.to_owned());
+        }
+        let response = request.send().await.expect("simulator answers");
+        let status = response.status().as_u16();
+        let bytes = response.bytes().await.expect("body");
+        (
+            status,
+            wire::parse(format, &bytes).expect("the simulator's body parses"),
+        )
+    }
+
+    /// The records the flows create at run time (runs, history records, errors, CSV loads) and
+    /// the simulator's error bodies, read back over HTTP in both formats.
+    #[tokio::test]
+    async fn runtime_records_and_errors_decode_in_both_formats() {
+        use reqwest::Method;
+        let sim = coupa_sim::spawn(SimConfig {
+            invoices: 5,
+            pay_payments: 2,
+            ..SimConfig::default()
+        })
+        .await
+        .expect("simulator starts");
+        let base = sim.base_url();
+        let api = |path: &str| format!("{base}/api/{path}");
+        let http = reqwest::Client::new();
+
+        let response = http
+            .post(format!("{base}/oauth2/token"))
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", DEFAULT_CLIENT_ID),
+                ("client_secret", DEFAULT_CLIENT_SECRET),
+            ])
+            .send()
+            .await
+            .expect("token");
+        let body = response.bytes().await.expect("token body");
+        let token = wire::parse(Format::Json, &body)
+            .expect("token JSON")
+            .pointer(&["access-token"])
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .expect("access_token");
+
+        let json = Format::Json;
+        let (status, _) = call(&http, Method::POST, api("integrations"), &token, json, Some(
+            r#"{"name": "Invoices to ERP", "code": "ERP-INVOICES", "business-object": "InvoiceHeader",
+                "direction": "from_coupa", "end-system": "ERP", "end-system-type": "erp",
+                "integration-type": "api"}"#,
+        ))
+        .await;
+        assert_eq!(status, 201);
+        let (status, run) = call(
+            &http,
+            Method::POST,
+            api("integration_runs"),
+            &token,
+            json,
+            Some(r#"{"integration": {"code": "ERP-INVOICES"}}"#),
+        )
+        .await;
+        assert_eq!(status, 201);
+        let run: IntegrationRun = decode("created run", &run);
+        assert_eq!(run.status, Some(RunStatus::Pending));
+        let r = run.id.get();
+        let (_, started) = call(
+            &http,
+            Method::PUT,
+            api(&format!("integration_runs/{r}/run")),
+            &token,
+            json,
+            Some(r#"{"total_records": 2}"#),
+        )
+        .await;
+        let started: IntegrationRun = decode("started run", &started);
+        assert_eq!(started.status, Some(RunStatus::Running));
+        assert_eq!(started.total_records, Some(2));
+        assert!(started.start_time.is_some());
+
+        let record = format!(
+            r#"{{"document-type": "InvoiceHeader", "document-id": 1001, "document-status": "approved",
+                "contact-alert-type": "Functional", "status": "Success",
+                "integration": {{"code": "ERP-INVOICES"}}, "integration-run": {{"id": {r}}},
+                "responses": [{{"response-code": "Success-1", "response-message": "ok"}}]}}"#
+        );
+        let (status, _) = call(
+            &http,
+            Method::POST,
+            api("integration_history_records"),
+            &token,
+            json,
+            Some(&record),
+        )
+        .await;
+        assert_eq!(status, 201);
+        let alert = format!(
+            r#"{{"document-type": "InvoiceHeader", "document-id": 1002, "document-status": "approved",
+                "contact-alert-type": "Functional", "status": "Error", "integration-run-id": "{r}",
+                "responses": [{{"response-code": "Failure-CC", "response-message": "Period closed"}}]}}"#
+        );
+        let (status, _) = call(
+            &http,
+            Method::POST,
+            api("integration_errors/create_alert"),
+            &token,
+            json,
+            Some(&alert),
+        )
+        .await;
+        assert_eq!(status, 201);
+
+        let csv = concat!(
+            r##""Supplier Name","Supplier Number","Invoice Number","Invoice Date","Invoice ID","##,
+            r##""Expense Report Id","Paid","Paid-in-Full Date","Paid-in-Full Note","##,
+            r##""Check Amount Paid","Check # / Note","Check Payment Date""##,
+            "\n",
+            r##""Nobody","SUP-99999","NOPE-1","","","","Y","","","10.00","55002","##,
+            r##""2026-11-20T00:00:00-07:00""##,
+            "\n",
+        );
+        let load = coupa_sim::csv_loader::load(&sim.state, "payments_fixture_.csv", csv.as_bytes());
+
+        for format in [Format::Json, Format::Xml] {
+            let get = |path: &str| call(&http, Method::GET, api(path), &token, format, None);
+            let (_, runs) = get("integration_runs").await;
+            let runs: Vec<IntegrationRun> = decode_list("runs", runs);
+            let run = runs
+                .iter()
+                .find(|x| x.id == run.id)
+                .expect("the run is listed");
+            assert_eq!(run.total_records, Some(2), "{format:?}");
+            assert_eq!(
+                run.integration.as_ref().and_then(|i| i.code.as_deref()),
+                Some("ERP-INVOICES")
+            );
+
+            let (_, records) = get("integration_history_records").await;
+            let records: Vec<HistoryRecord> = decode_list("records", records);
+            let rec = records
+                .iter()
+                .find(|x| x.document_id == Some(1001))
+                .expect("record");
+            assert_eq!(rec.run_id(), Some(run.id), "{format:?}");
+            assert_eq!(rec.resolved, Some(false));
+            assert_eq!(rec.responses.len(), 1);
+            assert!(rec.created_at.is_some());
+
+            let (_, errors) = get("integration_errors").await;
+            let errors: Vec<IntegrationError> = decode_list("errors", errors);
+            let err = errors
+                .iter()
+                .find(|x| x.document_id == Some(1002))
+                .expect("error");
+            assert_eq!(err.run_id(), Some(run.id), "{format:?}");
+            assert_eq!(err.contact_alert_type, Some(ContactAlertType::Functional));
+            assert_eq!(
+                err.responses[0].response_message.as_deref(),
+                Some("Period closed")
+            );
+
+            let (_, loads) = get("data_file_sources").await;
+            let loads: Vec<DataFileSource> = decode_list("loads", loads);
+            let l = loads.iter().find(|x| x.id.get() == load).expect("the load");
+            assert_eq!(l.source_for.as_deref(), Some("Payment"), "{format:?}");
+            assert_eq!(l.source_type.as_deref(), Some("BackgroundCsvFileLoad"));
+            assert!(l.status.as_ref().is_some_and(DataFileStatus::is_final));
+            assert!(
+                l.file_file_name
+                    .as_deref()
+                    .is_some_and(|n| n.ends_with("payments_fixture_.csv"))
+            );
+            assert!(l.progress.is_some());
+            assert_eq!(l.upload_errors.len(), 1, "{format:?}");
+            let e = &l.upload_errors[0];
+            assert_eq!(e.error_type.as_deref(), Some("UploadRowError"));
+            assert_eq!(e.row, Some(2));
+            assert_eq!(e.value.as_deref(), Some("NOPE-1"));
+            assert_eq!(e.field_errors.len(), 1);
+
+            // Error bodies: a refused create, and an empty XML list (404).
+            let (status, refused) = call(
+                &http,
+                Method::POST,
+                api("integration_runs"),
+                &token,
+                format,
+                Some(r#"{"integration": {"code": "NOPE"}}"#),
+            )
+            .await;
+            assert_eq!(status, 400);
+            let messages = wire::error_messages(&refused);
+            assert_eq!(messages.len(), 1, "{format:?}: {messages:?}");
+            assert!(messages[0].contains("NOPE"), "{messages:?}");
+            let (_, none) = get("integration_runs?status=no_such_status").await;
+            assert!(
+                wire::list_items(none).expect("empty").is_empty(),
+                "{format:?}"
+            );
+        }
+
+        let response = http
+            .post(format!("{base}/oauth2/token"))
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", DEFAULT_CLIENT_ID),
+                ("client_secret", "wrong"),
+            ])
+            .send()
+            .await
+            .expect("token");
+        let body = response.bytes().await.expect("token body");
+        assert_eq!(
+            wire::error_messages(&wire::parse(Format::Json, &body).expect("OAuth error JSON")),
+            ["invalid_client: Client authentication failed"]
+        );
+    }
 }

@@ -3,7 +3,7 @@
 
 mod auth;
 mod common;
-// mod fixtures; (the wire helper adds it)
+mod fixtures;
 mod operations;
 mod paging;
 mod resilience;
