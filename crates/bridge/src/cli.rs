@@ -1,5 +1,7 @@
 //! The command line.
 
+use std::process::ExitCode;
+
 use clap::{Parser, Subcommand};
 
 use crate::commands;
@@ -17,12 +19,20 @@ pub enum Command {
     Demo(commands::demo::DemoArgs),
     /// Run the Coupa simulator standalone (HTTP API and SFTP).
     Sim(commands::sim::SimArgs),
+    /// Run one pass of a flow: exit 0 when every document ended final, 1 when some are left for
+    /// the next pass, 2 on a configuration or connection error.
+    Sync(commands::sync::SyncArgs),
+    /// Inspect the configuration (`config check`).
+    Config(commands::config::ConfigArgs),
 }
 
-pub async fn run(cli: Cli) -> anyhow::Result<()> {
+/// Runs a command; its exit status. An `Err` is a configuration or connection error (exit 2).
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Demo(args) => commands::demo::run(args).await,
-        Command::Sim(args) => commands::sim::run(args).await,
+        Command::Demo(args) => commands::demo::run(args).await.map(|()| ExitCode::SUCCESS),
+        Command::Sim(args) => commands::sim::run(args).await.map(|()| ExitCode::SUCCESS),
+        Command::Sync(args) => commands::sync::run(args).await,
+        Command::Config(args) => commands::config::run(args).map(|()| ExitCode::SUCCESS),
     }
 }
 

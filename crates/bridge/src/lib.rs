@@ -6,3 +6,9 @@
 
 pub mod cli;
 pub mod commands;
+pub mod config;
+pub mod db;
+pub mod erp;
+pub mod failpoint;
+pub mod flows;
+pub mod store;

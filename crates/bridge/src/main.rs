@@ -16,7 +16,7 @@ fn main() -> std::process::ExitCode {
         }
     };
     match runtime.block_on(coupa_bridge::cli::run(cli)) {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
             std::process::ExitCode::from(2)

@@ -1,17 +1,26 @@
 //! `coupa-bridge demo`: the main job on embedded defaults.
 //!
-//! Today it starts the Coupa simulator in-process, seeded, and drives it the way the connector's
-//! flows will: a token, the unexported invoices paged by id in JSON and in XML, a payment pushed
-//! onto an approved invoice, the invoice marked exported, a Coupa Pay payment marked exported.
-//! It then prints what the simulator served. The flows replace this walk as their issues land
-//! (invoice export, payment push, Coupa Pay export).
+//! Starts the Coupa simulator in-process (seeded), creates the embedded reference ERP and the
+//! state store in a fresh data folder, loads the ERP's supplier master and closed periods from
+//! what the simulator's suppliers look like, and runs the flows that exist end to end, twice:
+//! the second pass shows there is nothing left to do. Prints a summary and the data folder.
 
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use clap::Args;
+use coupa_api::auth::Credentials;
+use coupa_api::{Client, ClientConfig, SecretString};
 use coupa_sim::SimConfig;
 use coupa_sim::config::{DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET};
+
+use crate::erp::sql::SqlErp;
+use crate::flows::PassReport;
+use crate::flows::invoice_export::{InvoiceExport, Settings};
+use crate::store::Store;
+use crate::store::call_log::CallLog;
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {
@@ -24,25 +33,54 @@ pub struct DemoArgs {
     /// Invoices to generate.
     #[arg(long, default_value_t = 500)]
     pub invoices: usize,
+    /// Where the ERP and state databases go (default: a new folder under the temp dir).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
 }
 
-/// Sends a request as the flows will: with the token, asking for `accept`, failing on an error
-/// status.
-async fn send(
-    req: reqwest::RequestBuilder,
-    token: &str,
-    accept: &str,
-) -> anyhow::Result<reqwest::Response> {
-    Ok(req
-        .bearer_auth(token)
-        .header("accept", accept)
-        .send()
-        .await?
-        .error_for_status()?)
+/// `sqlite://` URL of a file.
+pub fn sqlite_url(path: &Path) -> String {
+    format!("sqlite://{}", path.display())
+}
+
+/// Loads the reference ERP's supplier master and closed periods the way a real ERP would have
+/// them for the simulator's suppliers: most known and active, a few unknown or inactive, a few
+/// months closed.
+pub async fn seed_erp_from_sim(erp: &SqlErp, sim: &coupa_sim::RunningSim) -> anyhow::Result<()> {
+    let (suppliers, closed) = {
+        let db = sim.state.db.lock();
+        (
+            coupa_sim::seed::erp_supplier_master(&db),
+            coupa_sim::seed::closed_periods(&db),
+        )
+    };
+    for s in &suppliers {
+        erp.upsert_supplier(&s.number, &s.name, s.active)
+            .await
+            .context("loading the ERP's supplier master")?;
+    }
+    for p in &closed {
+        erp.set_period(p, false)
+            .await
+            .context("closing ERP periods")?;
+    }
+    Ok(())
 }
 
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let started = Instant::now();
+    let data_dir = match args.data_dir {
+        Some(d) => {
+            std::fs::create_dir_all(&d)
+                .with_context(|| format!("cannot create {}", d.display()))?;
+            d
+        }
+        None => tempfile::Builder::new()
+            .prefix("coupa-bridge-demo-")
+            .tempdir()
+            .context("cannot create a data folder")?
+            .keep(),
+    };
     let sim = coupa_sim::spawn(SimConfig {
         seed: args.seed,
         invoices: args.invoices,
@@ -51,136 +89,109 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     .await
     .context("cannot start the Coupa simulator")?;
     super::sim::print_banner(&sim, DEFAULT_CLIENT_ID);
-    let base = sim.base_url();
-    let http = reqwest::Client::new();
 
-    let token: serde_json::Value = http
-        .post(format!("{base}/oauth2/token"))
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", DEFAULT_CLIENT_ID),
-            ("client_secret", DEFAULT_CLIENT_SECRET),
-            ("scope", "core.invoice.read core.invoice.write core.pay.payments.read core.pay.payments.write"),
-        ])
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
-    let token = token["access_token"]
-        .as_str()
-        .context("no access_token")?
-        .to_owned();
+    let erp = SqlErp::connect(&sqlite_url(&data_dir.join("erp.db")))
+        .await
+        .context("cannot open the reference ERP")?;
+    seed_erp_from_sim(&erp, &sim).await?;
+    let store = Store::connect(&sqlite_url(&data_dir.join("state.db")))
+        .await
+        .context("cannot open the state store")?;
+    let (call_log, call_log_task) = CallLog::spawn(store.clone());
 
-    // Unexported approved and voided invoices, paged by id so nothing is skipped.
-    let mut last = 0i64;
-    let mut eligible = Vec::new();
-    loop {
-        let page: Vec<serde_json::Value> = send(
-            http.get(format!("{base}/api/invoices")).query(&[
-                ("exported", "false"),
-                ("status[in]", "approved,voided"),
-                ("id[gt]", &last.to_string()),
-                ("order_by", "id"),
-                ("dir", "asc"),
-                (
-                    "fields",
-                    r#"["id","invoice-number","status",{"supplier":["name"]}]"#,
-                ),
-            ]),
-            &token,
-            "application/json",
-        )
-        .await?
-        .json()
-        .await?;
-        let Some(id) = page.last().and_then(|r| r["id"].as_i64()) else {
-            break;
-        };
-        last = id;
-        eligible.extend(page);
-    }
-    let xml = send(
-        http.get(format!(
-            "{base}/api/invoices?exported=false&status=approved&limit=5"
-        )),
-        &token,
-        "application/xml",
-    )
-    .await?
-    .text()
-    .await?;
-    if !xml.contains("<invoice-headers type=\"array\">") {
-        bail!("the XML listing is not a Coupa list");
-    }
+    let mut config = ClientConfig::new(
+        sim.base_url(),
+        Credentials::OAuth {
+            client_id: DEFAULT_CLIENT_ID.into(),
+            client_secret: SecretString::from(DEFAULT_CLIENT_SECRET),
+            scopes: coupa_api::auth::FLOW_SCOPES
+                .iter()
+                .map(|s| (*s).to_owned())
+                .collect(),
+            basic_auth: false,
+        },
+    );
+    // The simulator here is not throttled; the governor's Coupa-sized budget would only slow
+    // the demo down. `coupa-bridge sync` against a real instance keeps it.
+    config.rate = None;
+    let client = Client::new(config, Arc::new(call_log)).context("Coupa client")?;
 
-    let approved = eligible
-        .iter()
-        .find(|r| r["status"] == "approved")
-        .and_then(|r| r["id"].as_i64())
-        .context("no approved invoice to pay")?;
-    send(
-        http.put(format!("{base}/api/invoices/{approved}")).json(&serde_json::json!({
-            "payments": [{"amount-paid": "10.00", "notes": "CHK-1001", "payment-date": "2026-11-20"}]
-        })),
-        &token,
-        "application/json",
-    )
-    .await?;
-    send(
-        http.put(format!("{base}/api/invoices/{approved}?exported=true")),
-        &token,
-        "application/json",
-    )
-    .await?;
-    let pay: Vec<serde_json::Value> = send(
-        http.get(format!(
-            "{base}/api/coupa_pay/payments?exported=false&status=completed_successfully&limit=1"
-        )),
-        &token,
-        "application/json",
-    )
-    .await?
-    .json()
-    .await?;
-    if let Some(id) = pay.first().and_then(|p| p["id"].as_i64()) {
-        send(
-            http.put(format!("{base}/api/coupa_pay/payments/{id}/export")),
-            &token,
-            "application/json",
-        )
-        .await?;
-    }
+    let invoices = InvoiceExport::new(
+        client.clone(),
+        Arc::new(erp.clone()),
+        store.clone(),
+        Settings::default(),
+    );
+    let first = invoices.run().await.context("invoice export")?;
+    let calls_first = sim.state.stats.total_calls();
+    let second = invoices
+        .run()
+        .await
+        .context("invoice export, second pass")?;
+    drop(invoices);
+    drop(client);
+    call_log_task.flush().await;
 
-    let stats = sim.state.stats.to_json();
-    println!();
-    println!("Demo summary");
-    println!(
-        "  eligible invoices (approved/voided, not exported)  {}",
-        eligible.len()
-    );
-    println!(
-        "  API calls served                                    {}",
-        stats["total_calls"]
-    );
-    println!(
-        "  429s served                                         {}",
-        stats["throttled"]
-    );
-    if let Some(endpoints) = stats["endpoints"].as_object() {
-        for (endpoint, e) in endpoints {
-            println!("    {endpoint:<46} {}", e["calls"]);
-        }
-    }
-    println!(
-        "  time                                                {:.2?}",
-        started.elapsed()
-    );
-    println!("  (the invoice, payment and Coupa Pay flows join this demo as they land)");
+    let erp_rows = erp.invoices().await.context("reading the ERP")?;
+    print_summary(&first, &second, calls_first, &sim, erp_rows.len());
+    println!("  time                    {:.2?}", started.elapsed());
+    println!("  data folder             {}", data_dir.display());
+    println!("    erp.db    the reference ERP (erp_invoices, erp_invoice_lines, ...)");
+    println!("    state.db  runs, the per-document journal, every Coupa call");
+    println!("  (payment push and Coupa Pay export join this demo as issues 5 and 6 land)");
     if args.serve {
-        println!("\nServing until Ctrl-C.");
+        println!("\nServing the simulator until Ctrl-C.");
         let _ = tokio::signal::ctrl_c().await;
     }
     sim.shutdown().await;
     Ok(())
+}
+
+fn print_summary(
+    first: &PassReport,
+    second: &PassReport,
+    calls_first: u64,
+    sim: &coupa_sim::RunningSim,
+    erp_invoices: usize,
+) {
+    println!();
+    println!("Invoice export (monitoring option 3: integration runs)");
+    println!("  listed                  {}", first.listed);
+    println!("  posted to the ERP       {}", first.posted);
+    println!("  cancelled (voided)      {}", first.cancelled);
+    println!("  rejected by the ERP     {}", first.rejected.len());
+    let mut reasons: std::collections::BTreeMap<String, usize> = Default::default();
+    for (_, r) in &first.rejected {
+        // Group by the reason's shape, not its particular supplier or period.
+        let shape: String = r
+            .split('\'')
+            .enumerate()
+            .map(|(i, part)| if i % 2 == 1 { "…" } else { part })
+            .collect::<Vec<_>>()
+            .join("'");
+        *reasons.entry(shape).or_default() += 1;
+    }
+    for (r, n) in &reasons {
+        println!("    {n:>4} × {r}");
+    }
+    println!("  left for the next pass  {}", first.transient.len());
+    for (id, why) in first.transient.iter().take(5) {
+        println!("    invoice {id}: {why}");
+    }
+    println!("  marked exported         {}", first.exported);
+    println!("  in the ERP now          {erp_invoices}");
+    println!(
+        "  API calls               {calls_first} ({:.2} per invoice listed)",
+        if first.listed == 0 {
+            0.0
+        } else {
+            calls_first as f64 / first.listed as f64
+        }
+    );
+    println!("  429s served             {}", sim.state.stats.throttled());
+    println!("  pass time               {:.2}s", first.seconds);
+    println!(
+        "  second pass             {} listed, {} exported (nothing left to do)",
+        second.listed, second.exported
+    );
 }

@@ -83,10 +83,22 @@ async fn sim_starts_prints_its_urls_and_answers_a_token_and_a_listing() {
     assert!(page.iter().all(|i| i["invoice-number"].is_string()));
 }
 
+/// The number after a summary line's label (`  listed                  240`).
+fn figure(stdout: &str, label: &str) -> u64 {
+    stdout
+        .lines()
+        .find_map(|l| l.trim_start().strip_prefix(label))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no figure for '{label}' in:\n{stdout}"))
+}
+
 #[test]
-fn demo_runs_to_a_summary_and_exits_0() {
+fn demo_exports_every_eligible_invoice_and_a_second_pass_finds_nothing() {
+    let dir = tempfile::tempdir().expect("temp dir");
     let out = Command::new(env!("CARGO_BIN_EXE_coupa-bridge"))
-        .args(["demo", "--invoices", "120"])
+        .args(["demo", "--invoices", "120", "--data-dir"])
+        .arg(dir.path())
         .output()
         .expect("the binary runs");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -95,6 +107,24 @@ fn demo_runs_to_a_summary_and_exits_0() {
         "stdout:\n{stdout}\nstderr:\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(stdout.contains("Demo summary"), "{stdout}");
-    assert!(stdout.contains("GET /api/invoices"), "{stdout}");
+    let listed = figure(&stdout, "listed");
+    assert!(listed > 20, "{stdout}");
+    assert_eq!(figure(&stdout, "marked exported"), listed);
+    assert_eq!(figure(&stdout, "left for the next pass"), 0);
+    assert_eq!(
+        figure(&stdout, "posted to the ERP")
+            + figure(&stdout, "cancelled (voided)")
+            + figure(&stdout, "rejected by the ERP"),
+        listed
+    );
+    assert_eq!(
+        figure(&stdout, "in the ERP now"),
+        figure(&stdout, "posted to the ERP")
+    );
+    assert_eq!(figure(&stdout, "second pass"), 0);
+    assert!(dir.path().join("erp.db").exists() && dir.path().join("state.db").exists());
+    assert!(
+        stdout.contains(&dir.path().display().to_string()),
+        "names its data folder"
+    );
 }

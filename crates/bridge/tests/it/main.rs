@@ -1,3 +1,9 @@
-//! The `coupa-bridge` binary, run as a user runs it.
+//! The connector: the binary run as a user runs it, and its parts against the simulator.
 
 mod cli;
+mod config_cmd;
+mod crash;
+mod erp;
+mod invoice_export;
+mod pg;
+mod store;

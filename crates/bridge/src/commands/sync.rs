@@ -1,0 +1,97 @@
+//! `coupa-bridge sync <flow>`: one pass of a flow with the configured Coupa, ERP and state.
+//!
+//! Exit status (design.md): 0 when every document ended in a final state, 1 when some were
+//! left for the next pass (and recorded), 2 on a configuration or connection error.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+use coupa_api::Client;
+
+use crate::config::Config;
+use crate::erp::sql::SqlErp;
+use crate::flows::PassReport;
+use crate::flows::invoice_export::{InvoiceExport, Settings};
+use crate::store::Store;
+use crate::store::call_log::CallLog;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Flow {
+    /// Coupa invoices into the ERP.
+    Invoices,
+    /// Every flow that exists, in order.
+    All,
+}
+
+#[derive(Debug, Args)]
+pub struct SyncArgs {
+    /// Which flow to run.
+    #[arg(value_enum)]
+    pub flow: Flow,
+    /// The configuration file.
+    #[arg(long, default_value = crate::config::DEFAULT_PATH)]
+    pub config: PathBuf,
+}
+
+pub async fn run(args: SyncArgs) -> anyhow::Result<ExitCode> {
+    let loaded = Config::load(&args.config, crate::config::process_env())?;
+    for w in &loaded.warnings {
+        tracing::warn!("{w}");
+    }
+    let config = loaded.config;
+    let store = Store::connect(&config.state.url)
+        .await
+        .context("cannot open the state store")?;
+    let erp = SqlErp::connect(&config.erp.url)
+        .await
+        .context("cannot open the ERP")?;
+    let (call_log, call_log_task) = CallLog::spawn(store.clone());
+    let client =
+        Client::new(config.coupa_client_config(), Arc::new(call_log)).context("Coupa client")?;
+    let settings = Settings {
+        statuses: config.invoices.statuses.clone(),
+        monitoring: config.invoices.monitoring,
+        integration_code: config.invoices.integration_code.clone(),
+        erp_number_field: config.invoices.erp_number_field.clone(),
+        status_field: config.invoices.status_field.clone(),
+        concurrency: config.invoices.concurrency,
+    };
+    let flow = InvoiceExport::new(client.clone(), Arc::new(erp), store, settings);
+    let result = flow.run().await;
+    drop(flow);
+    drop(client);
+    call_log_task.flush().await;
+    let report = result.context("invoice export")?;
+    print_report(&report);
+    Ok(if report.complete() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn print_report(r: &PassReport) {
+    println!(
+        "{}: {} listed, {} posted, {} cancelled, {} rejected, {} left for the next pass ({:.1}s, run {})",
+        r.flow,
+        r.listed,
+        r.posted,
+        r.cancelled,
+        r.rejected.len(),
+        r.transient.len(),
+        r.seconds,
+        r.run
+    );
+    for (id, why) in &r.rejected {
+        println!("  rejected {id}: {why}");
+    }
+    for (id, why) in &r.transient {
+        println!("  retry later {id}: {why}");
+    }
+    for why in &r.unreadable {
+        println!("  unreadable: {why}");
+    }
+}

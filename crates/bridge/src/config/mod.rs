@@ -1,0 +1,392 @@
+//! The connector's configuration: one typed tree, read from a TOML file, overridable key by key
+//! from the environment, validated as a whole before anything runs.
+//!
+//! Layout: this file holds the tree ([`Config`] and one struct per section) and the helpers the
+//! rest of the connector uses; `schema.rs` lists every key with its type (it drives environment
+//! overrides, unknown-key errors and provenance); `load.rs` reads the file and the environment;
+//! `validate.rs` checks the rules that span keys; `render.rs` prints the effective configuration
+//! for `coupa-bridge config check`.
+//!
+//! Secrets (`coupa.client_secret`, `coupa.api_key`, `payments.sftp.password`) are
+//! [`SecretString`]s: their `Debug` is redacted and serializing the tree writes
+//! [`REDACTED`] in their place, so no printout of a `Config` can leak one.
+
+mod load;
+mod render;
+mod schema;
+mod validate;
+
+#[cfg(test)]
+mod tests;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use coupa_api::Format;
+use coupa_api::auth::Credentials;
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+
+/// `invoices.monitoring`: the flow's own enum (`custom-fields` | `history` | `runs`), so the
+/// setting needs no translation.
+pub use crate::flows::invoice_export::Monitoring;
+pub use load::{ConfigError, LoadedConfig, Origin, Problem, Source, process_env};
+pub use schema::key_paths;
+
+/// Where `--config` points when it is not given.
+pub const DEFAULT_PATH: &str = "coupa-bridge.toml";
+
+/// Every environment override starts with this; `__` then separates the levels:
+/// `COUPA_BRIDGE__PAYMENTS__SFTP__HOST` sets `payments.sftp.host`.
+pub const ENV_PREFIX: &str = "COUPA_BRIDGE__";
+
+/// What a secret looks like in any printout of the configuration.
+pub const REDACTED: &str = "[redacted]";
+
+/// The whole configuration. Every section may be left out; only `coupa.base_url` and the
+/// credentials have no default.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// The Coupa instance and how to talk to it.
+    pub coupa: CoupaConfig,
+    /// Where the connector keeps its own state (cursors, outcomes, pending acknowledgements).
+    pub state: StateConfig,
+    /// The ERP the documents go to and the payments come from.
+    pub erp: ErpConfig,
+    /// Invoice export (Coupa -> ERP).
+    pub invoices: InvoicesConfig,
+    /// Payment push (ERP -> Coupa invoices).
+    pub payments: PaymentsConfig,
+    /// Coupa Pay export (Coupa Pay payments -> ERP).
+    pub pay_payments: PayPaymentsConfig,
+}
+
+/// `[coupa]`
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CoupaConfig {
+    /// The instance, without `/api`: `https://acme.coupahost.com`. Required.
+    pub base_url: String,
+    /// OAuth2 client id (Setup > OAuth2/OpenID Connect Clients, grant type client credentials).
+    pub client_id: Option<String>,
+    /// OAuth2 client secret; best set through `COUPA_BRIDGE__COUPA__CLIENT_SECRET`.
+    #[serde(
+        serialize_with = "serialize_redacted",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub client_secret: Option<SecretString>,
+    /// Legacy `X-COUPA-API-KEY`, instead of `client_id` + `client_secret`. Coupa has deprecated
+    /// API keys; loading a config that uses one produces a warning.
+    #[serde(
+        serialize_with = "serialize_redacted",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub api_key: Option<SecretString>,
+    /// OAuth2 scopes to ask for; defaults to the ones the three flows need
+    /// ([`coupa_api::auth::FLOW_SCOPES`]). An empty list asks for every scope of the client.
+    pub scopes: Vec<String>,
+    /// Send the client id and secret as HTTP Basic instead of in the token request's form body.
+    pub basic_auth: bool,
+    /// Body format spoken with Coupa: `json` or `xml`.
+    pub format: Format,
+    /// Steady request rate, shared by every flow. Coupa publishes 25/s; 20 leaves headroom for
+    /// other integrations on the same instance.
+    pub requests_per_second: f64,
+    /// Requests that may go at once after an idle spell (Coupa publishes bursts of 20).
+    pub burst: u32,
+    /// Whole-request timeout in seconds.
+    pub timeout_secs: u64,
+}
+
+impl Default for CoupaConfig {
+    fn default() -> Self {
+        CoupaConfig {
+            base_url: String::new(),
+            client_id: None,
+            client_secret: None,
+            api_key: None,
+            scopes: coupa_api::auth::FLOW_SCOPES
+                .iter()
+                .map(|s| (*s).to_owned())
+                .collect(),
+            basic_auth: false,
+            format: Format::Json,
+            requests_per_second: 20.0,
+            burst: 10,
+            timeout_secs: 60,
+        }
+    }
+}
+
+/// `[state]`
+#[derive(Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StateConfig {
+    /// `sqlite://FILE` or `postgres://...`. A relative SQLite path is taken relative to the
+    /// config file's directory (see [`Config::load`]).
+    pub url: String,
+}
+
+impl Default for StateConfig {
+    fn default() -> Self {
+        StateConfig {
+            url: "sqlite://coupa-bridge.db".into(),
+        }
+    }
+}
+
+// A database URL may carry a password: `Debug` shows it redacted.
+impl std::fmt::Debug for StateConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StateConfig")
+            .field("url", &redact_userinfo(&self.url))
+            .finish()
+    }
+}
+
+/// Which ERP adapter to use.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ErpKind {
+    /// The embedded reference ERP: an AP ledger in SQLite or Postgres (design.md section 2).
+    #[default]
+    Sql,
+}
+
+/// `[erp]`
+#[derive(Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ErpConfig {
+    /// The adapter; only `sql` for now.
+    pub kind: ErpKind,
+    /// For `sql`: `sqlite://FILE` or `postgres://...`; a relative SQLite path is taken relative to
+    /// the config file's directory.
+    pub url: String,
+}
+
+impl Default for ErpConfig {
+    fn default() -> Self {
+        ErpConfig {
+            kind: ErpKind::Sql,
+            url: "sqlite://erp.db".into(),
+        }
+    }
+}
+
+impl std::fmt::Debug for ErpConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ErpConfig")
+            .field("kind", &self.kind)
+            .field("url", &redact_userinfo(&self.url))
+            .finish()
+    }
+}
+
+/// `[invoices]`
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct InvoicesConfig {
+    /// Coupa invoice statuses to export.
+    pub statuses: Vec<String>,
+    /// `custom-fields`, `history` or `runs`.
+    pub monitoring: Monitoring,
+    /// The Coupa integration's code (runs and history records are filed under it).
+    pub integration_code: String,
+    /// Invoice custom field receiving the ERP document number (`custom-fields` monitoring).
+    pub erp_number_field: String,
+    /// Invoice custom field receiving the integration status (`custom-fields` monitoring).
+    pub status_field: String,
+    /// Invoices processed in parallel; the shared rate governor still bounds Coupa calls.
+    pub concurrency: usize,
+}
+
+impl Default for InvoicesConfig {
+    fn default() -> Self {
+        InvoicesConfig {
+            statuses: vec!["approved".into(), "voided".into()],
+            monitoring: Monitoring::Runs,
+            integration_code: "ERP-INVOICES".into(),
+            erp_number_field: "cf-erp-invoice-number".into(),
+            status_field: "cf-integration-status".into(),
+            concurrency: 4,
+        }
+    }
+}
+
+/// How ERP payments reach Coupa (seed 000).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PaymentTransport {
+    /// `PUT /api/invoices/{id}` with the payment appended.
+    #[default]
+    Api,
+    /// A CSV file dropped on Coupa's SFTP server for its payment loader.
+    Csv,
+}
+
+/// `[payments]`
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PaymentsConfig {
+    /// `api` or `csv`.
+    pub transport: PaymentTransport,
+    /// Coupa's SFTP server, used when `transport = "csv"`.
+    pub sftp: SftpConfig,
+}
+
+/// `[payments.sftp]`
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SftpConfig {
+    /// Host name of Coupa's SFTP server. Required for `csv`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// SSH port.
+    pub port: u16,
+    /// SFTP user. Required for `csv`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// Password; best set through `COUPA_BRIDGE__PAYMENTS__SFTP__PASSWORD`. For `csv`, this or
+    /// `private_key_path` is required.
+    #[serde(
+        serialize_with = "serialize_redacted",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub password: Option<SecretString>,
+    /// OpenSSH private key file; relative to the config file's directory.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub private_key_path: Option<PathBuf>,
+    /// The server's public host key, pinned: `ssh-ed25519 AAAA...`. Required for `csv`: the
+    /// connector never trusts a key on first use.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host_key: Option<String>,
+    /// Folder the payment CSVs are uploaded to.
+    pub incoming_dir: String,
+}
+
+impl Default for SftpConfig {
+    fn default() -> Self {
+        SftpConfig {
+            host: None,
+            port: 22,
+            username: None,
+            password: None,
+            private_key_path: None,
+            host_key: None,
+            incoming_dir: "/Incoming/InvoicePayments".into(),
+        }
+    }
+}
+
+/// `[pay_payments]`
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PayPaymentsConfig {
+    /// Coupa Pay payment statuses to export.
+    pub statuses: Vec<String>,
+    /// Only payments to this kind of pay-to account; empty exports every kind.
+    pub pay_to_account_type: String,
+    /// Only payments from this issuing bank, when set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issuing_bank: Option<String>,
+}
+
+impl Default for PayPaymentsConfig {
+    fn default() -> Self {
+        PayPaymentsConfig {
+            statuses: vec![
+                "completed_successfully".into(),
+                "completed_with_errors".into(),
+            ],
+            pay_to_account_type: "CoupaPay::SupplierPaymentAccount".into(),
+            issuing_bank: None,
+        }
+    }
+}
+
+impl PayPaymentsConfig {
+    /// The pay-to account type to filter on, `None` when every kind is exported.
+    pub fn pay_to_account_type_filter(&self) -> Option<&str> {
+        let kind = self.pay_to_account_type.trim();
+        (!kind.is_empty()).then_some(kind)
+    }
+}
+
+impl Config {
+    /// The Coupa client's settings. Meant for a config that [`Config::load`] validated: OAuth2
+    /// when `client_id` and `client_secret` are set, otherwise the API key; a config with
+    /// neither yields empty OAuth2 credentials, which Coupa refuses.
+    pub fn coupa_client_config(&self) -> coupa_api::ClientConfig {
+        let coupa = &self.coupa;
+        let credentials = match (&coupa.client_id, &coupa.client_secret, &coupa.api_key) {
+            (Some(_), Some(_), _) | (_, _, None) => Credentials::OAuth {
+                client_id: coupa.client_id.clone().unwrap_or_default(),
+                client_secret: coupa.client_secret.clone().unwrap_or_default(),
+                scopes: coupa.scopes.clone(),
+                basic_auth: coupa.basic_auth,
+            },
+            (_, _, Some(key)) => Credentials::ApiKey(key.clone()),
+        };
+        coupa_api::ClientConfig {
+            base_url: coupa.base_url.trim().trim_end_matches('/').to_owned(),
+            credentials,
+            format: coupa.format,
+            rate: Some(coupa_api::rate::RateConfig {
+                per_second: coupa.requests_per_second,
+                burst: coupa.burst,
+                ..Default::default()
+            }),
+            retry: coupa_api::retry::RetryPolicy::default(),
+            http: coupa_api::transport::HttpSettings {
+                timeout: Duration::from_secs(coupa.timeout_secs),
+                ..Default::default()
+            },
+        }
+    }
+}
+
+/// Writes [`REDACTED`] for a secret that is set; fields use it with
+/// `skip_serializing_if = "Option::is_none"`.
+fn serialize_redacted<S: serde::Serializer>(
+    secret: &Option<SecretString>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match secret {
+        Some(_) => serializer.serialize_str(REDACTED),
+        None => serializer.serialize_none(),
+    }
+}
+
+/// A URL as printed: `postgres://user:[redacted]@host/db` for `postgres://user:pw@host/db`, and
+/// `?password=[redacted]`. A database URL may carry a password, which no printout shows.
+pub(crate) fn redact_userinfo(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    let authority = match authority.rsplit_once('@') {
+        Some((userinfo, host)) if userinfo.contains(':') => {
+            let user = userinfo.split_once(':').map_or(userinfo, |(user, _)| user);
+            format!("{user}:{REDACTED}@{host}")
+        }
+        _ => authority.to_owned(),
+    };
+    let tail = match tail.split_once('?') {
+        Some((path, query)) => {
+            let query: Vec<String> = query
+                .split('&')
+                .map(|pair| match pair.split_once('=') {
+                    Some((name, _)) if name.eq_ignore_ascii_case("password") => {
+                        format!("{name}={REDACTED}")
+                    }
+                    _ => pair.to_owned(),
+                })
+                .collect();
+            format!("{path}?{}", query.join("&"))
+        }
+        None => tail.to_owned(),
+    };
+    format!("{scheme}://{authority}{tail}")
+}

@@ -1,0 +1,99 @@
+//! The embedded ERP's tables (names and key columns are part of the contract, design.md
+//! section 2), as migrations applied under the component name `erp`. Amounts are decimal text,
+//! dates `YYYY-MM-DD`, timestamps RFC 3339 UTC text (see [`crate::db`]).
+
+use crate::db::Migration;
+
+pub(crate) const COMPONENT: &str = "erp";
+
+pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "AP ledger: suppliers, periods, invoices, payments, Coupa Pay",
+    statements: &[
+        "CREATE TABLE erp_suppliers (
+            number TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            active {bool} NOT NULL DEFAULT TRUE
+        )",
+        // 'YYYY-MM'; a period without a row is open.
+        "CREATE TABLE erp_periods (
+            period TEXT PRIMARY KEY,
+            open {bool} NOT NULL
+        )",
+        // Document numbers come from here, incremented in the posting transaction.
+        "CREATE TABLE erp_counters (
+            name TEXT PRIMARY KEY,
+            value {int} NOT NULL
+        )",
+        "INSERT INTO erp_counters (name, value) VALUES ('invoice', 0)",
+        "CREATE TABLE erp_invoices (
+            id {id},
+            document_number TEXT NOT NULL UNIQUE,
+            coupa_invoice_id {int} NOT NULL UNIQUE,
+            invoice_number TEXT NOT NULL,
+            supplier_number TEXT,
+            supplier_name TEXT,
+            invoice_date TEXT NOT NULL,
+            currency TEXT NOT NULL,
+            total TEXT NOT NULL,
+            status TEXT NOT NULL DEFAULT 'open' CHECK (status IN ('open', 'paid', 'cancelled')),
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        )",
+        "CREATE TABLE erp_invoice_lines (
+            invoice_id {int} NOT NULL REFERENCES erp_invoices (id),
+            line_num {int} NOT NULL,
+            description TEXT NOT NULL,
+            quantity TEXT NOT NULL,
+            price TEXT NOT NULL,
+            total TEXT NOT NULL,
+            account_code TEXT
+        )",
+        "CREATE INDEX erp_invoice_lines_invoice ON erp_invoice_lines (invoice_id, line_num)",
+        // Payments made in the ERP, to push to Coupa (payment push flow).
+        "CREATE TABLE erp_payments (
+            id {id},
+            payment_ref TEXT NOT NULL UNIQUE,
+            invoice_number TEXT NOT NULL,
+            supplier_name TEXT,
+            supplier_number TEXT,
+            amount TEXT NOT NULL,
+            currency TEXT NOT NULL,
+            payment_date TEXT NOT NULL,
+            check_number TEXT,
+            paid_in_full {bool} NOT NULL DEFAULT FALSE,
+            sync_status TEXT NOT NULL DEFAULT 'pending'
+                CHECK (sync_status IN ('pending', 'synced', 'failed')),
+            sync_error TEXT,
+            coupa_invoice_id {int},
+            synced_at TEXT
+        )",
+        "CREATE INDEX erp_payments_sync ON erp_payments (sync_status, id)",
+        // Coupa Pay payments committed to the ERP (Coupa Pay export flow). `updated_at` is
+        // Coupa's; `exported_at` is when the ERP committed the row.
+        "CREATE TABLE erp_coupa_pay_payments (
+            id {id},
+            coupa_payment_id {int} NOT NULL UNIQUE,
+            status TEXT NOT NULL,
+            payment_identifier TEXT,
+            pay_from_total TEXT,
+            pay_from_currency TEXT,
+            pay_to_total TEXT,
+            pay_to_currency TEXT,
+            exchange_rate TEXT,
+            payee_name TEXT,
+            updated_at TEXT,
+            exported_at TEXT
+        )",
+        "CREATE TABLE erp_payment_applications (
+            id {id},
+            coupa_payment_id {int} NOT NULL REFERENCES erp_coupa_pay_payments (coupa_payment_id),
+            coupa_invoice_id {int},
+            invoice_number TEXT,
+            amount TEXT NOT NULL,
+            currency TEXT NOT NULL
+        )",
+        "CREATE INDEX erp_payment_applications_payment ON erp_payment_applications (coupa_payment_id)",
+        "CREATE INDEX erp_payment_applications_invoice ON erp_payment_applications (coupa_invoice_id)",
+    ],
+}];

@@ -1,0 +1,576 @@
+//! [`SqlErp`], the embedded reference ERP: a small AP ledger in SQLite or PostgreSQL that
+//! behaves like a real one where the flows care. It refuses invoices of unknown or inactive
+//! suppliers and of closed periods (permanently, with every reason), numbers accepted invoices
+//! `ERP-000001`, `ERP-000002`, ... without gaps, and is idempotent by Coupa invoice id even when
+//! the same invoice is posted concurrently.
+
+use std::str::FromStr;
+
+use chrono::NaiveDate;
+use rust_decimal::Decimal;
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::{
+    BoxFuture, CancelOutcome, Erp, ErpError, ErpInvoice, ErpInvoiceLine, ErpInvoiceRecord,
+    PostOutcome, schema,
+};
+use crate::db::{self, Db, placeholders, timestamp};
+
+/// Lines per `INSERT`: 7 parameters each.
+const LINES_PER_INSERT: usize = 100;
+const DATE_FORMAT: &str = "%Y-%m-%d";
+const HEADER_COLUMNS: &str = "document_number, coupa_invoice_id, invoice_number, supplier_number, \
+                              supplier_name, invoice_date, currency, total, status, created_at";
+
+/// The embedded ERP. Cheap to clone; clones share one pool.
+#[derive(Clone, Debug)]
+pub struct SqlErp {
+    db: Db,
+}
+
+fn unavailable(what: impl Into<String>) -> impl FnOnce(sqlx::Error) -> ErpError {
+    let what = what.into();
+    move |e| ErpError::Unavailable(format!("{what}: {e}"))
+}
+
+/// The ERP's document number for counter value `n`.
+pub fn document_number(n: i64) -> String {
+    format!("ERP-{n:06}")
+}
+
+/// The accounting period (`YYYY-MM`) of a date.
+pub fn period_of(date: NaiveDate) -> String {
+    date.format("%Y-%m").to_string()
+}
+
+fn valid_period(period: &str) -> bool {
+    NaiveDate::parse_from_str(&format!("{period}-01"), DATE_FORMAT).is_ok() && period.len() == 7
+}
+
+impl SqlErp {
+    /// Connects to `url` (`sqlite://...`, `postgres://...`) and creates or updates the ledger's
+    /// tables.
+    pub async fn connect(url: &str) -> Result<SqlErp, ErpError> {
+        let db = Db::connect(url)
+            .await
+            .map_err(|e| ErpError::Unavailable(e.to_string()))?;
+        SqlErp::open(db).await
+    }
+
+    /// Uses an existing pool (e.g. shared with the state store).
+    pub async fn open(db: Db) -> Result<SqlErp, ErpError> {
+        db.migrate(schema::COMPONENT, schema::MIGRATIONS)
+            .await
+            .map_err(|e| ErpError::Unavailable(e.to_string()))?;
+        Ok(SqlErp { db })
+    }
+
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    /// Adds a supplier to the master, or updates its name and active flag.
+    pub async fn upsert_supplier(
+        &self,
+        number: &str,
+        name: &str,
+        active: bool,
+    ) -> Result<(), ErpError> {
+        self.upsert_suppliers(&[(number, name, active)]).await
+    }
+
+    /// [`SqlErp::upsert_supplier`] for many `(number, name, active)`, in one transaction.
+    pub async fn upsert_suppliers(&self, suppliers: &[(&str, &str, bool)]) -> Result<(), ErpError> {
+        let what = || format!("saving {} suppliers", suppliers.len());
+        let mut tx = self.db.begin_write().await.map_err(unavailable(what()))?;
+        for (number, name, active) in suppliers {
+            sqlx::query(
+                "INSERT INTO erp_suppliers (number, name, active) VALUES ($1, $2, $3) \
+                 ON CONFLICT (number) DO UPDATE SET name = excluded.name, active = excluded.active",
+            )
+            .bind(*number)
+            .bind(*name)
+            .bind(*active)
+            .execute(tx.conn())
+            .await
+            .map_err(unavailable(format!("saving supplier '{number}'")))?;
+        }
+        tx.commit().await.map_err(unavailable(what()))
+    }
+
+    /// Opens or closes the accounting period `YYYY-MM`.
+    pub async fn set_period(&self, period: &str, open: bool) -> Result<(), ErpError> {
+        if !valid_period(period) {
+            return Err(ErpError::Unavailable(format!(
+                "setting period '{period}': not a YYYY-MM period"
+            )));
+        }
+        let what = || format!("setting period {period}");
+        let mut tx = self.db.begin_write().await.map_err(unavailable(what()))?;
+        sqlx::query(
+            "INSERT INTO erp_periods (period, open) VALUES ($1, $2) \
+             ON CONFLICT (period) DO UPDATE SET open = excluded.open",
+        )
+        .bind(period)
+        .bind(open)
+        .execute(tx.conn())
+        .await
+        .map_err(unavailable(what()))?;
+        tx.commit().await.map_err(unavailable(what()))
+    }
+
+    /// Every invoice header, in posting order.
+    pub async fn invoices(&self) -> Result<Vec<ErpInvoiceRecord>, ErpError> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {HEADER_COLUMNS} FROM erp_invoices ORDER BY id"
+        )))
+        .fetch_all(self.db.pool())
+        .await
+        .map_err(unavailable("listing invoices"))?;
+        rows.iter().map(read_header).collect()
+    }
+
+    /// The invoice header of one Coupa invoice, if the ERP has it.
+    pub async fn invoice(
+        &self,
+        coupa_invoice_id: i64,
+    ) -> Result<Option<ErpInvoiceRecord>, ErpError> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {HEADER_COLUMNS} FROM erp_invoices WHERE coupa_invoice_id = $1"
+        )))
+        .bind(coupa_invoice_id)
+        .fetch_optional(self.db.pool())
+        .await
+        .map_err(unavailable(format!(
+            "reading Coupa invoice {coupa_invoice_id}"
+        )))?;
+        row.as_ref().map(read_header).transpose()
+    }
+
+    /// The lines of one Coupa invoice, by line number (empty if the ERP does not have it).
+    pub async fn invoice_lines(
+        &self,
+        coupa_invoice_id: i64,
+    ) -> Result<Vec<ErpInvoiceLine>, ErpError> {
+        let what = || format!("reading the lines of Coupa invoice {coupa_invoice_id}");
+        let rows = sqlx::query(
+            "SELECT l.line_num, l.description, l.quantity, l.price, l.total, l.account_code \
+             FROM erp_invoice_lines l JOIN erp_invoices i ON i.id = l.invoice_id \
+             WHERE i.coupa_invoice_id = $1 ORDER BY l.line_num",
+        )
+        .bind(coupa_invoice_id)
+        .fetch_all(self.db.pool())
+        .await
+        .map_err(unavailable(what()))?;
+        rows.iter()
+            .map(|row| {
+                let line_num: i64 = row.try_get("line_num").map_err(unavailable(what()))?;
+                let what =
+                    || format!("reading line {line_num} of Coupa invoice {coupa_invoice_id}");
+                let amount = |col: &str| -> Result<Decimal, ErpError> {
+                    let s: String = row.try_get(col).map_err(unavailable(what()))?;
+                    parse_amount(&what(), col, &s)
+                };
+                Ok(ErpInvoiceLine {
+                    line_num,
+                    description: row.try_get("description").map_err(unavailable(what()))?,
+                    quantity: amount("quantity")?,
+                    price: amount("price")?,
+                    total: amount("total")?,
+                    account_code: row.try_get("account_code").map_err(unavailable(what()))?,
+                })
+            })
+            .collect()
+    }
+
+    async fn post(&self, invoice: &ErpInvoice) -> Result<PostOutcome, ErpError> {
+        let id = invoice.coupa_invoice_id;
+        let what = format!("posting invoice {} (Coupa id {id})", invoice.invoice_number);
+        let mut tx = self.db.begin_write().await.map_err(unavailable(&what))?;
+
+        if let Some(document_number) = existing(tx.conn(), id).await.map_err(unavailable(&what))? {
+            tx.rollback().await.map_err(unavailable(&what))?;
+            return Ok(PostOutcome::Accepted {
+                document_number,
+                already_posted: true,
+            });
+        }
+
+        let mut reasons = Vec::new();
+        let mut master_name = None;
+        match invoice
+            .supplier_number
+            .as_deref()
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+        {
+            None => reasons.push(
+                "the invoice has no supplier number, so it matches no supplier in the ERP supplier master"
+                    .to_owned(),
+            ),
+            Some(number) => {
+                let row = sqlx::query(
+                    "SELECT name, CASE WHEN active THEN 1 ELSE 0 END AS active \
+                     FROM erp_suppliers WHERE number = $1",
+                )
+                .bind(number)
+                .fetch_optional(tx.conn())
+                .await
+                .map_err(unavailable(format!("{what}: reading supplier '{number}'")))?;
+                match row {
+                    None => reasons.push(format!(
+                        "supplier '{number}' is not in the ERP supplier master"
+                    )),
+                    Some(row) => {
+                        let read = unavailable(format!("{what}: reading supplier '{number}'"));
+                        let (name, active): (String, i64) = (|| {
+                            Ok::<_, sqlx::Error>((row.try_get("name")?, row.try_get("active")?))
+                        })()
+                        .map_err(read)?;
+                        if active == 0 {
+                            reasons.push(format!(
+                                "supplier '{number}' ({name}) is inactive in the ERP"
+                            ));
+                        }
+                        master_name = Some(name);
+                    }
+                }
+            }
+        }
+        let period = period_of(invoice.invoice_date);
+        let open: Option<i64> = sqlx::query(
+            "SELECT CASE WHEN open THEN 1 ELSE 0 END AS open FROM erp_periods WHERE period = $1",
+        )
+        .bind(&period)
+        .fetch_optional(tx.conn())
+        .await
+        .and_then(|row| row.map(|r| r.try_get("open")).transpose())
+        .map_err(unavailable(format!("{what}: reading period {period}")))?;
+        if open == Some(0) {
+            reasons.push(format!("period {period} is closed"));
+        }
+        if !reasons.is_empty() {
+            tx.rollback().await.map_err(unavailable(&what))?;
+            return Ok(PostOutcome::Rejected { reasons });
+        }
+
+        let counter: i64 = sqlx::query(
+            "UPDATE erp_counters SET value = value + 1 WHERE name = 'invoice' RETURNING value",
+        )
+        .fetch_one(tx.conn())
+        .await
+        .and_then(|row| row.try_get("value"))
+        .map_err(unavailable(format!("{what}: numbering the document")))?;
+        let document_number = document_number(counter);
+        let now = timestamp(db::now());
+        let inserted = sqlx::query(
+            "INSERT INTO erp_invoices (document_number, coupa_invoice_id, invoice_number, \
+             supplier_number, supplier_name, invoice_date, currency, total, status, created_at, \
+             updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'open', $9, $9) \
+             ON CONFLICT (coupa_invoice_id) DO NOTHING RETURNING id",
+        )
+        .bind(&document_number)
+        .bind(id)
+        .bind(&invoice.invoice_number)
+        .bind(invoice.supplier_number.as_deref())
+        .bind(invoice.supplier_name.as_deref().or(master_name.as_deref()))
+        .bind(invoice.invoice_date.format(DATE_FORMAT).to_string())
+        .bind(&invoice.currency)
+        .bind(invoice.total.to_string())
+        .bind(&now)
+        .fetch_optional(tx.conn())
+        .await
+        .and_then(|row| row.map(|r| r.try_get::<i64, _>("id")).transpose());
+        let invoice_id = match inserted {
+            Ok(Some(invoice_id)) => invoice_id,
+            // A concurrent post of the same invoice committed first (its row appeared after our
+            // check): ours loses and answers with the winner's number.
+            Ok(None) => return self.lost_race(tx, id, &what).await,
+            Err(e) if db::is_unique_violation(&e) => return self.lost_race(tx, id, &what).await,
+            Err(e) => {
+                return Err(unavailable(format!("{what}: inserting {document_number}"))(
+                    e,
+                ));
+            }
+        };
+
+        for chunk in invoice.lines.chunks(LINES_PER_INSERT) {
+            let rows: Vec<String> = (0..chunk.len())
+                .map(|i| format!("({})", placeholders(1 + i * 7, 7)))
+                .collect();
+            let sql = format!(
+                "INSERT INTO erp_invoice_lines (invoice_id, line_num, description, quantity, \
+                 price, total, account_code) VALUES {}",
+                rows.join(", ")
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for line in chunk {
+                query = query
+                    .bind(invoice_id)
+                    .bind(line.line_num)
+                    .bind(line.description.as_str())
+                    .bind(line.quantity.to_string())
+                    .bind(line.price.to_string())
+                    .bind(line.total.to_string())
+                    .bind(line.account_code.as_deref());
+            }
+            query.execute(tx.conn()).await.map_err(unavailable(format!(
+                "{what}: inserting the lines of {document_number}"
+            )))?;
+        }
+        match tx.commit().await {
+            Ok(()) => Ok(PostOutcome::Accepted {
+                document_number,
+                already_posted: false,
+            }),
+            Err(e) if db::is_unique_violation(&e) => self.answer_for_winner(id, &what).await,
+            Err(e) => Err(unavailable(format!("{what}: committing {document_number}"))(e)),
+        }
+    }
+
+    async fn lost_race(
+        &self,
+        tx: db::WriteTx,
+        coupa_invoice_id: i64,
+        what: &str,
+    ) -> Result<PostOutcome, ErpError> {
+        // Undo the counter increment so numbers stay gapless.
+        tx.rollback().await.map_err(unavailable(what))?;
+        self.answer_for_winner(coupa_invoice_id, what).await
+    }
+
+    async fn answer_for_winner(
+        &self,
+        coupa_invoice_id: i64,
+        what: &str,
+    ) -> Result<PostOutcome, ErpError> {
+        let mut conn = self.db.pool().acquire().await.map_err(unavailable(what))?;
+        match existing(&mut conn, coupa_invoice_id)
+            .await
+            .map_err(unavailable(what))?
+        {
+            Some(document_number) => Ok(PostOutcome::Accepted {
+                document_number,
+                already_posted: true,
+            }),
+            None => Err(ErpError::Unavailable(format!(
+                "{what}: a conflicting invoice was reported but none is stored; try again"
+            ))),
+        }
+    }
+
+    async fn cancel(&self, coupa_invoice_id: i64) -> Result<CancelOutcome, ErpError> {
+        let what = format!("cancelling Coupa invoice {coupa_invoice_id}");
+        let mut tx = self.db.begin_write().await.map_err(unavailable(&what))?;
+        let row = sqlx::query(
+            "SELECT document_number, status FROM erp_invoices WHERE coupa_invoice_id = $1",
+        )
+        .bind(coupa_invoice_id)
+        .fetch_optional(tx.conn())
+        .await
+        .map_err(unavailable(&what))?;
+        let Some(row) = row else {
+            tx.rollback().await.map_err(unavailable(&what))?;
+            return Ok(CancelOutcome::NotPosted);
+        };
+        let (document_number, status): (String, String) =
+            (|| Ok::<_, sqlx::Error>((row.try_get("document_number")?, row.try_get("status")?)))()
+                .map_err(unavailable(&what))?;
+        if status == "cancelled" {
+            tx.rollback().await.map_err(unavailable(&what))?;
+            return Ok(CancelOutcome::AlreadyCancelled { document_number });
+        }
+        if status == "paid" {
+            // The reference ERP follows Coupa: a voided invoice is cancelled even if the ERP
+            // already paid it. Say so, since a real ERP would want a credit note.
+            tracing::warn!(
+                coupa_invoice_id, document_number = %document_number,
+                "cancelling an ERP invoice that is already paid"
+            );
+        }
+        sqlx::query("UPDATE erp_invoices SET status = 'cancelled', updated_at = $1 WHERE coupa_invoice_id = $2")
+            .bind(timestamp(db::now()))
+            .bind(coupa_invoice_id)
+            .execute(tx.conn())
+            .await
+            .map_err(unavailable(format!("{what}: updating {document_number}")))?;
+        tx.commit()
+            .await
+            .map_err(unavailable(format!("{what}: committing {document_number}")))?;
+        Ok(CancelOutcome::Cancelled { document_number })
+    }
+}
+
+impl Erp for SqlErp {
+    fn post_invoice<'a>(
+        &'a self,
+        invoice: &'a ErpInvoice,
+    ) -> BoxFuture<'a, Result<PostOutcome, ErpError>> {
+        Box::pin(self.post(invoice))
+    }
+
+    fn cancel_invoice<'a>(
+        &'a self,
+        coupa_invoice_id: i64,
+    ) -> BoxFuture<'a, Result<CancelOutcome, ErpError>> {
+        Box::pin(self.cancel(coupa_invoice_id))
+    }
+}
+
+/// The document number of the ERP invoice of a Coupa invoice, if there is one.
+async fn existing(
+    conn: &mut sqlx::AnyConnection,
+    coupa_invoice_id: i64,
+) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query("SELECT document_number FROM erp_invoices WHERE coupa_invoice_id = $1")
+        .bind(coupa_invoice_id)
+        .fetch_optional(conn)
+        .await?
+        .map(|row| row.try_get("document_number"))
+        .transpose()
+}
+
+fn parse_amount(what: &str, col: &str, s: &str) -> Result<Decimal, ErpError> {
+    Decimal::from_str(s).map_err(|e| {
+        ErpError::Unavailable(format!(
+            "{what}: stored {col} '{s}' is not a decimal amount: {e}"
+        ))
+    })
+}
+
+fn read_header(row: &AnyRow) -> Result<ErpInvoiceRecord, ErpError> {
+    let document_number: String = row
+        .try_get("document_number")
+        .map_err(unavailable("reading an invoice"))?;
+    let what = || format!("reading invoice {document_number}");
+    let text =
+        |col: &str| -> Result<String, ErpError> { row.try_get(col).map_err(unavailable(what())) };
+    let opt = |col: &str| -> Result<Option<String>, ErpError> {
+        row.try_get(col).map_err(unavailable(what()))
+    };
+    let date = text("invoice_date")?;
+    let created = text("created_at")?;
+    Ok(ErpInvoiceRecord {
+        coupa_invoice_id: row
+            .try_get("coupa_invoice_id")
+            .map_err(unavailable(what()))?,
+        invoice_number: text("invoice_number")?,
+        supplier_number: opt("supplier_number")?,
+        supplier_name: opt("supplier_name")?,
+        invoice_date: NaiveDate::parse_from_str(&date, DATE_FORMAT).map_err(|e| {
+            ErpError::Unavailable(format!("{}: stored invoice_date '{date}': {e}", what()))
+        })?,
+        currency: text("currency")?,
+        total: parse_amount(&what(), "total", &text("total")?)?,
+        status: text("status")?,
+        created_at: db::parse_timestamp(&created).map_err(|e| {
+            ErpError::Unavailable(format!("{}: stored created_at '{created}': {e}", what()))
+        })?,
+        document_number,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn document_numbers_and_periods() {
+        assert_eq!(document_number(1), "ERP-000001");
+        assert_eq!(document_number(1_234_567), "ERP-1234567");
+        let d = NaiveDate::from_ymd_opt(2025, 7, 31).expect("valid date");
+        assert_eq!(period_of(d), "2025-07");
+        assert!(valid_period("2025-07"));
+        assert!(!valid_period("2025-7"));
+        assert!(!valid_period("2025-13"));
+        assert!(!valid_period("July"));
+    }
+
+    fn invoice(id: i64, supplier: Option<&str>, date: (i32, u32, u32)) -> ErpInvoice {
+        ErpInvoice {
+            coupa_invoice_id: id,
+            invoice_number: format!("INV-{id}"),
+            supplier_number: supplier.map(str::to_owned),
+            supplier_name: None,
+            invoice_date: NaiveDate::from_ymd_opt(date.0, date.1, date.2).expect("valid date"),
+            currency: "USD".into(),
+            total: Decimal::new(118_716, 2),
+            lines: vec![ErpInvoiceLine {
+                line_num: 1,
+                description: "Paper".into(),
+                quantity: Decimal::new(2, 0),
+                price: Decimal::new(59_358, 2),
+                total: Decimal::new(118_716, 2),
+                account_code: Some("6100".into()),
+            }],
+        }
+    }
+
+    async fn erp() -> SqlErp {
+        let erp = SqlErp::connect("sqlite::memory:")
+            .await
+            .expect("in-memory ERP");
+        erp.upsert_suppliers(&[("SUP-1", "Acme", true), ("SUP-2", "Old Co", false)])
+            .await
+            .expect("suppliers");
+        erp
+    }
+
+    #[tokio::test]
+    async fn posts_once_and_reads_back_exactly() {
+        let erp = erp().await;
+        let inv = invoice(1042, Some("SUP-1"), (2025, 8, 1));
+        let first = erp.post_invoice(&inv).await.expect("post");
+        assert_eq!(
+            first,
+            PostOutcome::Accepted {
+                document_number: "ERP-000001".into(),
+                already_posted: false
+            }
+        );
+        let again = erp.post_invoice(&inv).await.expect("re-post");
+        assert_eq!(
+            again,
+            PostOutcome::Accepted {
+                document_number: "ERP-000001".into(),
+                already_posted: true
+            }
+        );
+        let headers = erp.invoices().await.expect("list");
+        assert_eq!(headers.len(), 1);
+        assert_eq!(headers[0].total.to_string(), "1187.16");
+        assert_eq!(headers[0].supplier_name.as_deref(), Some("Acme"));
+        assert_eq!(erp.invoice_lines(1042).await.expect("lines"), inv.lines);
+    }
+
+    #[tokio::test]
+    async fn rejections_name_every_reason() {
+        let erp = erp().await;
+        erp.set_period("2025-07", false).await.expect("close July");
+        let out = erp
+            .post_invoice(&invoice(1, Some("SUP-2"), (2025, 7, 15)))
+            .await
+            .expect("post");
+        assert_eq!(
+            out,
+            PostOutcome::Rejected {
+                reasons: vec![
+                    "supplier 'SUP-2' (Old Co) is inactive in the ERP".into(),
+                    "period 2025-07 is closed".into()
+                ]
+            }
+        );
+        let out = erp
+            .post_invoice(&invoice(2, None, (2025, 8, 1)))
+            .await
+            .expect("post");
+        assert!(matches!(out, PostOutcome::Rejected { reasons } if reasons.len() == 1));
+        assert!(erp.invoices().await.expect("list").is_empty());
+        let err = erp
+            .set_period("2025-7", true)
+            .await
+            .expect_err("bad period");
+        assert!(err.to_string().contains("'2025-7'"), "{err}");
+    }
+}

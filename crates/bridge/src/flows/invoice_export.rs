@@ -1,0 +1,814 @@
+//! Invoice export (seed 001): approved and voided Coupa invoices into the ERP, then Coupa is told
+//! what happened, by one of Coupa's three monitoring options.
+//!
+//! Every invoice goes through the same steps, each recorded in the journal before the next
+//! begins, so a crash anywhere is resumed without a second ERP posting and without a second
+//! Coupa record:
+//!
+//! 1. **ERP** (`posted`): post an approved invoice, or cancel the ERP invoice of a voided one.
+//!    The ERP is idempotent by Coupa invoice id, so even a crash before the journal write only
+//!    gets back the same document number. An ERP outage stops here: the invoice stays
+//!    unexported and is retried on the next pass.
+//! 2. **Record** (`recording`, then `recorded`): write the outcome into Coupa (custom fields,
+//!    history record, integration error with an alert). `recording` lists the unresolved
+//!    records that existed before, so after a crash mid-creation the record the crashed attempt
+//!    made is recognised (it is not in that list) and not created twice.
+//! 3. **Acknowledge** (`exported`): mark the invoice exported, last, and only after the ERP has
+//!    answered for good. Effect, then acknowledge.
+//!
+//! An invoice whose journal says `exported` but which Coupa lists as unexported again was reset
+//! by a clerk: it starts a new cycle, and the old cycle's unresolved records are resolved.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use chrono::Utc;
+use coupa_api::client::{NewIntegration, NewMonitoringRecord};
+use coupa_api::observe::CallContext;
+use coupa_api::paging::RecordError;
+use coupa_api::query::{Fields, Query};
+use coupa_api::wire::Invoice;
+use coupa_api::{Client, ContactAlertType, ErrorClass, IntegrationRunId, InvoiceId, InvoiceStatus};
+use coupa_doc::Value;
+use futures_util::StreamExt;
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+use crate::erp::{CancelOutcome, Erp, ErpInvoice, ErpInvoiceLine, PostOutcome};
+use crate::failpoint;
+use crate::flows::{FlowError, PassReport};
+use crate::store::{RunOutcome, Store};
+
+/// The flow's name in the state store, logs and metrics.
+pub const FLOW: &str = "invoices";
+const DOCUMENT_TYPE: &str = "InvoiceHeader";
+/// Coupa custom fields are string(255) unless configured otherwise.
+const CUSTOM_FIELD_MAX: usize = 255;
+
+/// Seed 001's three ways of telling Coupa what happened.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Monitoring {
+    /// Option 1: ERP number and status in custom fields on the invoice.
+    CustomFields,
+    /// Option 2: integration history records, with an alert on failure.
+    History,
+    /// Option 3: an integration run per pass, history records and integration errors.
+    #[default]
+    Runs,
+}
+
+impl Monitoring {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Monitoring::CustomFields => "custom-fields",
+            Monitoring::History => "history",
+            Monitoring::Runs => "runs",
+        }
+    }
+}
+
+/// What the flow needs from the configuration.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub statuses: Vec<String>,
+    pub monitoring: Monitoring,
+    pub integration_code: String,
+    pub erp_number_field: String,
+    pub status_field: String,
+    /// Invoices of a page processed at once.
+    pub concurrency: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            statuses: vec!["approved".into(), "voided".into()],
+            monitoring: Monitoring::default(),
+            integration_code: "ERP-INVOICES".into(),
+            erp_number_field: "cf-erp-invoice-number".into(),
+            status_field: "cf-integration-status".into(),
+            concurrency: 4,
+        }
+    }
+}
+
+/// What the ERP answered for one invoice, as kept in the journal.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "kebab-case")]
+pub enum ErpOutcome {
+    Posted {
+        document_number: String,
+        already_posted: bool,
+    },
+    Cancelled {
+        document_number: String,
+    },
+    /// Voided before it ever reached the ERP.
+    NothingToCancel,
+    Rejected {
+        reasons: Vec<String>,
+    },
+}
+
+impl ErpOutcome {
+    fn document_number(&self) -> Option<&str> {
+        match self {
+            ErpOutcome::Posted {
+                document_number, ..
+            }
+            | ErpOutcome::Cancelled { document_number } => Some(document_number),
+            _ => None,
+        }
+    }
+
+    fn is_rejection(&self) -> bool {
+        matches!(self, ErpOutcome::Rejected { .. })
+    }
+
+    /// The sentence Coupa shows: "Success: ..." or "Failure: <ERP reasons>".
+    pub fn status_text(&self) -> String {
+        let text = match self {
+            ErpOutcome::Posted {
+                document_number,
+                already_posted: false,
+            } => format!("Success: posted to the ERP as {document_number}"),
+            ErpOutcome::Posted {
+                document_number,
+                already_posted: true,
+            } => format!("Success: already in the ERP as {document_number}"),
+            ErpOutcome::Cancelled { document_number } => {
+                format!("Success: ERP invoice {document_number} cancelled")
+            }
+            ErpOutcome::NothingToCancel => {
+                "Success: voided before it reached the ERP; nothing to cancel".to_owned()
+            }
+            ErpOutcome::Rejected { reasons } => format!("Failure: {}", reasons.join("; ")),
+        };
+        truncate(&text, CUSTOM_FIELD_MAX)
+    }
+}
+
+fn truncate(s: &str, max_chars: usize) -> String {
+    if s.chars().count() <= max_chars {
+        return s.to_owned();
+    }
+    let mut out: String = s.chars().take(max_chars.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}
+
+/// The journal's record of one invoice's cycle.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct Entry {
+    /// The Coupa status the ERP outcome answers (a void after a crash needs a new answer).
+    status: String,
+    erp: ErpOutcome,
+    /// Unresolved records that existed before this cycle created its own.
+    #[serde(default)]
+    before: Vec<i64>,
+    #[serde(default)]
+    record: Option<i64>,
+}
+
+mod step {
+    pub const POSTED: &str = "posted";
+    pub const RECORDING: &str = "recording";
+    pub const RECORDED: &str = "recorded";
+    pub const EXPORTED: &str = "exported";
+}
+
+fn key(id: InvoiceId) -> String {
+    format!("invoice:{id}")
+}
+
+/// The fields the flow reads: everything the ERP needs, nothing else.
+pub fn invoice_fields() -> Fields {
+    Fields::new([
+        "id",
+        "invoice-number",
+        "invoice-date",
+        "status",
+        "exported",
+        "gross-total",
+        "total-with-taxes",
+    ])
+    .nest("supplier", Fields::new(["id", "name", "number"]))
+    .nest("currency", Fields::new(["code"]))
+    .nest(
+        "invoice-lines",
+        Fields::new([
+            "id",
+            "line-num",
+            "description",
+            "quantity",
+            "price",
+            "total",
+        ])
+        .nest("account", Fields::new(["code"])),
+    )
+}
+
+/// Builds the ERP's view of an invoice, or says what is missing.
+pub fn to_erp(inv: &Invoice) -> Result<ErpInvoice, Vec<String>> {
+    let mut missing = Vec::new();
+    let number = inv.invoice_number.as_ref().map(|n| n.as_str().to_owned());
+    if number.is_none() {
+        missing.push("invoice has no invoice number".to_owned());
+    }
+    let date = inv.invoice_date.map(|d| d.date_naive());
+    if date.is_none() {
+        missing.push("invoice has no invoice date".to_owned());
+    }
+    let currency = inv.currency.as_ref().map(|c| c.code.clone());
+    if currency.as_deref().is_none_or(str::is_empty) {
+        missing.push("invoice has no currency".to_owned());
+    }
+    let mut lines = Vec::with_capacity(inv.invoice_lines.len());
+    for (i, l) in inv.invoice_lines.iter().enumerate() {
+        let Some(total) = l.total else {
+            missing.push(format!("invoice line {} has no total", i + 1));
+            continue;
+        };
+        let quantity = l.quantity.unwrap_or(Decimal::ONE);
+        lines.push(ErpInvoiceLine {
+            line_num: l.line_num.unwrap_or(i as i64 + 1),
+            description: l.description.clone().unwrap_or_default(),
+            quantity,
+            price: l.price.unwrap_or(total),
+            total,
+            account_code: l.account.as_ref().and_then(|a| a.code.clone()),
+        });
+    }
+    let total = inv
+        .total_with_taxes
+        .or(inv.gross_total)
+        .unwrap_or_else(|| lines.iter().map(|l| l.total).sum());
+    match (number, date, currency) {
+        (Some(invoice_number), Some(invoice_date), Some(currency)) if missing.is_empty() => {
+            Ok(ErpInvoice {
+                coupa_invoice_id: inv.id.get(),
+                invoice_number,
+                supplier_number: inv.supplier.as_ref().and_then(|s| s.number.clone()),
+                supplier_name: inv.supplier.as_ref().and_then(|s| s.name.clone()),
+                invoice_date,
+                currency,
+                total,
+                lines,
+            })
+        }
+        _ => Err(missing),
+    }
+}
+
+/// One pass of the flow.
+pub struct InvoiceExport {
+    client: Client,
+    erp: Arc<dyn Erp>,
+    store: Store,
+    settings: Settings,
+}
+
+/// What became of one listed invoice.
+#[derive(Debug)]
+enum Done {
+    Exported(ErpOutcome),
+    /// Left for the next pass, with why.
+    Transient(String),
+    /// A record without an id: nothing can be done with it but report it.
+    Unreadable(String),
+}
+
+/// Unresolved Coupa records of one document, by kind.
+#[derive(Clone, Debug, Default)]
+struct Unresolved {
+    history: Vec<i64>,
+    errors: Vec<i64>,
+}
+
+impl InvoiceExport {
+    pub fn new(client: Client, erp: Arc<dyn Erp>, store: Store, settings: Settings) -> Self {
+        InvoiceExport {
+            client,
+            erp,
+            store,
+            settings,
+        }
+    }
+
+    /// Runs one pass: every eligible invoice once. A fatal error (credentials, the state store)
+    /// ends the pass early; the run is recorded either way.
+    pub async fn run(&self) -> Result<PassReport, FlowError> {
+        let started = Utc::now();
+        let run = self.store.start_run(FLOW).await?;
+        let client = self.client.with_context(CallContext {
+            flow: FLOW.into(),
+            run: Some(run),
+            document: None,
+        });
+        let mut report = PassReport::new(FLOW, run);
+        let result = self.pass(&client, run, &mut report).await;
+        report.seconds = (Utc::now() - started).num_milliseconds().max(0) as f64 / 1000.0;
+        let outcome = RunOutcome {
+            status: match (&result, report.transient.is_empty()) {
+                (Err(_), _) => "failed",
+                (Ok(()), true) => "succeeded",
+                (Ok(()), false) => "partial",
+            }
+            .into(),
+            documents_ok: report.exported,
+            documents_failed: report.transient.len() as u64 + report.unreadable.len() as u64,
+            documents_skipped: 0,
+            api_calls: 0,
+            error: result.as_ref().err().map(ToString::to_string),
+        };
+        self.store.finish_run(run, &outcome).await?;
+        result.map(|()| report)
+    }
+
+    async fn pass(
+        &self,
+        client: &Client,
+        run: i64,
+        report: &mut PassReport,
+    ) -> Result<(), FlowError> {
+        let s = &self.settings;
+        if s.monitoring != Monitoring::CustomFields {
+            self.ensure_integration(client).await?;
+        }
+        let coupa_run = if s.monitoring == Monitoring::Runs {
+            Some(self.open_coupa_run(client).await?)
+        } else {
+            None
+        };
+        report.coupa_run = coupa_run.map(IntegrationRunId::get);
+        let result = self.export_all(client, run, coupa_run, report).await;
+        if let Some(id) = coupa_run {
+            let close = match &result {
+                Ok(()) => client.runs().success(id).await,
+                Err(_) => client.runs().fail(id).await,
+            };
+            // When closing fails the run stays open in Coupa; the next pass fails it.
+            if let Err(e) = close {
+                tracing::warn!(run = %id, error = %e, "could not close the integration run");
+            }
+        }
+        result
+    }
+
+    fn eligible(&self) -> Query {
+        Query::new()
+            .eq("exported", false)
+            .is_in("status", self.settings.statuses.iter().map(String::as_str))
+    }
+
+    async fn ensure_integration(&self, client: &Client) -> Result<(), FlowError> {
+        let code = &self.settings.integration_code;
+        if client.integrations().find_by_code(code).await?.is_some() {
+            return Ok(());
+        }
+        let new = NewIntegration {
+            name: format!("coupa-bridge: invoices to the ERP ({code})"),
+            code: code.clone(),
+            business_object: DOCUMENT_TYPE.into(),
+            direction: "from_coupa".into(),
+            end_system: "ERP".into(),
+            end_system_type: "erp".into(),
+            integration_type: Some("api".into()),
+        };
+        match client.integrations().create(&new).await {
+            Ok(_) => Ok(()),
+            // Created by a lost answer, or by another process meanwhile: look again.
+            Err(e) => match client.integrations().find_by_code(code).await? {
+                Some(_) => Ok(()),
+                None => Err(e.into()),
+            },
+        }
+    }
+
+    /// Fails the runs a crashed pass left open (one pass of this flow runs at a time, so any
+    /// open run of the integration is an orphan), then opens this pass's run with its total.
+    async fn open_coupa_run(&self, client: &Client) -> Result<IntegrationRunId, FlowError> {
+        let code = &self.settings.integration_code;
+        let open = client
+            .runs()
+            .list(
+                Query::new()
+                    .eq(["integration", "code"], code.as_str())
+                    .is_in("status", ["pending", "running"])
+                    .fields(Fields::new(["id", "status"])),
+            )
+            .collect_all()
+            .await?;
+        for run in open.into_iter().flatten() {
+            tracing::info!(run = %run.id, "failing an integration run a crashed pass left open");
+            client.runs().fail(run.id).await?;
+        }
+        let mut total = 0u64;
+        let mut ids = client
+            .invoices()
+            .list(self.eligible().fields(Fields::new(["id"])));
+        while let Some(page) = ids.next_page().await? {
+            total += page.len() as u64;
+        }
+        let created = client.runs().create(code).await?;
+        client.runs().start(created.id, total).await?;
+        Ok(created.id)
+    }
+
+    async fn export_all(
+        &self,
+        client: &Client,
+        run: i64,
+        coupa_run: Option<IntegrationRunId>,
+        report: &mut PassReport,
+    ) -> Result<(), FlowError> {
+        let mut pager = client
+            .invoices()
+            .list(self.eligible().fields(invoice_fields()));
+        while let Some(page) = pager.next_page().await? {
+            let ids: Vec<i64> = page
+                .iter()
+                .filter_map(|item| match item {
+                    Ok(inv) => Some(inv.id.get()),
+                    Err(RecordError { id, .. }) => *id,
+                })
+                .collect();
+            let unresolved = self.unresolved(client, &ids).await?;
+            let keys: Vec<String> = ids.iter().map(|i| key(InvoiceId(*i))).collect();
+            let journal = self.store.journal_get_many(FLOW, &keys).await?;
+            let results: Vec<(Option<i64>, Result<Done, FlowError>)> =
+                futures_util::stream::iter(page)
+                    .map(|item| {
+                        let id = match &item {
+                            Ok(inv) => Some(inv.id.get()),
+                            Err(e) => e.id,
+                        };
+                        let open = id
+                            .and_then(|i| unresolved.get(&i).cloned())
+                            .unwrap_or_default();
+                        let entry = id.and_then(|i| journal.get(&key(InvoiceId(i))).cloned());
+                        async move {
+                            let done = self.one(client, run, coupa_run, item, open, entry).await;
+                            (id, done)
+                        }
+                    })
+                    .buffer_unordered(self.settings.concurrency.max(1))
+                    .collect()
+                    .await;
+            for (id, done) in results {
+                report.listed += 1;
+                match done? {
+                    Done::Exported(outcome) => {
+                        report.exported += 1;
+                        match outcome {
+                            ErpOutcome::Rejected { reasons } => {
+                                report
+                                    .rejected
+                                    .push((id.unwrap_or_default(), reasons.join("; ")));
+                            }
+                            ErpOutcome::Cancelled { .. } | ErpOutcome::NothingToCancel => {
+                                report.cancelled += 1;
+                            }
+                            ErpOutcome::Posted { .. } => report.posted += 1,
+                        }
+                    }
+                    Done::Transient(why) => report.transient.push((id.unwrap_or_default(), why)),
+                    Done::Unreadable(why) => report.unreadable.push(why),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The unresolved history records and integration errors of a page's invoices: one listing
+    /// per kind for the whole page, not one per invoice.
+    async fn unresolved(
+        &self,
+        client: &Client,
+        ids: &[i64],
+    ) -> Result<HashMap<i64, Unresolved>, FlowError> {
+        let mut map: HashMap<i64, Unresolved> = HashMap::new();
+        if ids.is_empty() || self.settings.monitoring == Monitoring::CustomFields {
+            return Ok(map);
+        }
+        let q = || {
+            Query::new()
+                .eq("resolved", false)
+                .eq("document-type", DOCUMENT_TYPE)
+                .is_in("document-id", ids.iter().copied())
+                .fields(Fields::new(["id", "document-id", "resolved"]))
+        };
+        for item in client.history_records().list(q()).collect_all().await? {
+            if let Ok(h) = item
+                && let Some(doc) = h.document_id
+            {
+                map.entry(doc).or_default().history.push(h.id.get());
+            }
+        }
+        if self.settings.monitoring == Monitoring::Runs {
+            for item in client.integration_errors().list(q()).collect_all().await? {
+                if let Ok(e) = item
+                    && let Some(doc) = e.document_id
+                {
+                    map.entry(doc).or_default().errors.push(e.id.get());
+                }
+            }
+        }
+        Ok(map)
+    }
+
+    /// One invoice, start to end of its cycle.
+    async fn one(
+        &self,
+        client: &Client,
+        run: i64,
+        coupa_run: Option<IntegrationRunId>,
+        item: Result<Invoice, RecordError>,
+        open: Unresolved,
+        journal: Option<crate::store::JournalEntry>,
+    ) -> Result<Done, FlowError> {
+        let (id, invoice) = match item {
+            Ok(inv) => (inv.id, Ok(inv)),
+            Err(RecordError {
+                id: Some(id),
+                error,
+            }) => (InvoiceId(id), Err(error.to_string())),
+            Err(e) => return Ok(Done::Unreadable(e.to_string())),
+        };
+        let client = client.with_context(CallContext {
+            flow: FLOW.into(),
+            run: Some(run),
+            document: Some(format!("invoice {id}")),
+        });
+        let status = invoice
+            .as_ref()
+            .ok()
+            .and_then(|i| i.status.as_ref())
+            .map(|s| s.as_str().to_owned())
+            .unwrap_or_default();
+        let k = key(id);
+        // Resume this cycle where the journal says it stopped, if it is the same cycle.
+        let resumed = journal.as_ref().and_then(|j| {
+            if j.step == step::EXPORTED {
+                return None;
+            }
+            serde_json::from_str::<Entry>(&j.detail)
+                .ok()
+                .filter(|e| e.status == status)
+                .map(|e| (j.step.clone(), e))
+        });
+        let (stage, mut entry) = match resumed {
+            Some(r) => r,
+            None => {
+                let erp = match self.erp_step(id, &invoice).await {
+                    Ok(o) => o,
+                    Err(why) => return Ok(Done::Transient(why)),
+                };
+                failpoint::hit("erp-done");
+                let entry = Entry {
+                    status: status.clone(),
+                    erp,
+                    before: Vec::new(),
+                    record: None,
+                };
+                self.store
+                    .journal_put(FLOW, &k, step::POSTED, &json(&entry), Some(run))
+                    .await?;
+                failpoint::hit("posted");
+                (step::POSTED.to_owned(), entry)
+            }
+        };
+        if stage != step::RECORDED {
+            match self
+                .record(
+                    &client, run, coupa_run, id, &status, &open, &stage, &mut entry,
+                )
+                .await
+            {
+                Ok(()) => {}
+                Err(e) => return transient_or_fatal(e),
+            }
+        }
+        if let Err(e) = client.invoices().mark_exported(id).await {
+            return transient_or_fatal(e);
+        }
+        failpoint::hit("exported");
+        self.store
+            .journal_put(FLOW, &k, step::EXPORTED, &json(&entry), Some(run))
+            .await?;
+        Ok(Done::Exported(entry.erp))
+    }
+
+    /// Posts or cancels in the ERP. `Err` is an outage: try again next pass.
+    async fn erp_step(
+        &self,
+        id: InvoiceId,
+        invoice: &Result<Invoice, String>,
+    ) -> Result<ErpOutcome, String> {
+        let inv = match invoice {
+            Ok(inv) => inv,
+            Err(decode) => {
+                return Ok(ErpOutcome::Rejected {
+                    reasons: vec![format!("coupa-bridge could not read the invoice: {decode}")],
+                });
+            }
+        };
+        if inv.status == Some(InvoiceStatus::Voided) {
+            return match self.erp.cancel_invoice(id.get()).await {
+                Ok(CancelOutcome::Cancelled { document_number })
+                | Ok(CancelOutcome::AlreadyCancelled { document_number }) => {
+                    Ok(ErpOutcome::Cancelled { document_number })
+                }
+                Ok(CancelOutcome::NotPosted) => Ok(ErpOutcome::NothingToCancel),
+                Err(e) => Err(e.to_string()),
+            };
+        }
+        let erp_invoice = match to_erp(inv) {
+            Ok(e) => e,
+            Err(reasons) => return Ok(ErpOutcome::Rejected { reasons }),
+        };
+        match self.erp.post_invoice(&erp_invoice).await {
+            Ok(PostOutcome::Accepted {
+                document_number,
+                already_posted,
+            }) => Ok(ErpOutcome::Posted {
+                document_number,
+                already_posted,
+            }),
+            Ok(PostOutcome::Rejected { reasons }) => Ok(ErpOutcome::Rejected { reasons }),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// Tells Coupa the outcome, per the monitoring option.
+    #[allow(clippy::too_many_arguments)]
+    async fn record(
+        &self,
+        client: &Client,
+        run: i64,
+        coupa_run: Option<IntegrationRunId>,
+        id: InvoiceId,
+        status: &str,
+        open: &Unresolved,
+        stage: &str,
+        entry: &mut Entry,
+    ) -> Result<(), RecordFailure> {
+        let s = &self.settings;
+        let k = key(id);
+        let rejected = entry.erp.is_rejection();
+        if s.monitoring == Monitoring::CustomFields {
+            let mut fields = vec![(
+                s.status_field.as_str(),
+                Value::from(entry.erp.status_text()),
+            )];
+            if let Some(n) = entry.erp.document_number() {
+                fields.push((s.erp_number_field.as_str(), Value::from(n)));
+            }
+            client.invoices().set_custom_fields(id, &fields).await?;
+            failpoint::hit("record-created");
+            return Ok(());
+        }
+        // The kind of record this cycle creates: an error for a rejection under option 3,
+        // a history record otherwise.
+        let creates_error = rejected && s.monitoring == Monitoring::Runs;
+        let mine_kind = if creates_error {
+            &open.errors
+        } else {
+            &open.history
+        };
+        let all_open: Vec<i64> = open.history.iter().chain(&open.errors).copied().collect();
+        // Records the crashed attempt of this cycle created: not in its snapshot.
+        let already_created = if stage == step::RECORDING {
+            mine_kind
+                .iter()
+                .copied()
+                .find(|r| !entry.before.contains(r))
+        } else {
+            None
+        };
+        if stage == step::POSTED {
+            entry.before = all_open.clone();
+            self.store
+                .journal_put(FLOW, &k, step::RECORDING, &json(entry), Some(run))
+                .await?;
+        }
+        // Resolve the previous cycles' records (not the one this cycle made).
+        for rid in &open.history {
+            if Some(*rid) != already_created {
+                client
+                    .history_records()
+                    .resolve(coupa_api::HistoryRecordId(*rid))
+                    .await?;
+            }
+        }
+        for rid in &open.errors {
+            if Some(*rid) != already_created {
+                client
+                    .integration_errors()
+                    .resolve(coupa_api::IntegrationErrorId(*rid))
+                    .await?;
+            }
+        }
+        if let Some(n) = entry.erp.document_number() {
+            client
+                .invoices()
+                .set_custom_fields(id, &[(s.erp_number_field.as_str(), Value::from(n))])
+                .await?;
+        }
+        let record_id = match already_created {
+            Some(r) => r,
+            None => {
+                let record = NewMonitoringRecord {
+                    integration_code: s.integration_code.clone(),
+                    run: coupa_run,
+                    document_type: DOCUMENT_TYPE.into(),
+                    document_id: id.get(),
+                    document_status: Some(status.to_owned()),
+                    contact_alert_type: if rejected {
+                        ContactAlertType::Functional
+                    } else {
+                        ContactAlertType::Technical
+                    },
+                    status: Some(if rejected { "Error" } else { "Success" }.into()),
+                    external_id: entry.erp.document_number().map(str::to_owned),
+                    responses: responses(&entry.erp),
+                };
+                if creates_error {
+                    client
+                        .integration_errors()
+                        .create_alert(&record)
+                        .await?
+                        .id
+                        .get()
+                } else if rejected {
+                    client
+                        .history_records()
+                        .create_alert(&record)
+                        .await?
+                        .id
+                        .get()
+                } else {
+                    client.history_records().create(&record).await?.id.get()
+                }
+            }
+        };
+        failpoint::hit("record-created");
+        entry.record = Some(record_id);
+        self.store
+            .journal_put(FLOW, &k, step::RECORDED, &json(entry), Some(run))
+            .await?;
+        failpoint::hit("recorded");
+        Ok(())
+    }
+}
+
+/// `responses` of a history record or error: one per ERP reason.
+fn responses(outcome: &ErpOutcome) -> Vec<(String, String)> {
+    match outcome {
+        ErpOutcome::Rejected { reasons } => reasons
+            .iter()
+            .map(|r| ("ERP-REJECTED".to_owned(), truncate(r, 1000)))
+            .collect(),
+        other => vec![(
+            "Success".to_owned(),
+            other
+                .status_text()
+                .trim_start_matches("Success: ")
+                .to_owned(),
+        )],
+    }
+}
+
+fn json(entry: &Entry) -> String {
+    // An Entry is plain data; serialising it cannot fail.
+    serde_json::to_string(entry).unwrap_or_default()
+}
+
+/// A failure while telling Coupa, from the API or from the journal.
+enum RecordFailure {
+    Coupa(coupa_api::Error),
+    Store(crate::store::StoreError),
+}
+
+impl From<coupa_api::Error> for RecordFailure {
+    fn from(e: coupa_api::Error) -> Self {
+        RecordFailure::Coupa(e)
+    }
+}
+
+impl From<crate::store::StoreError> for RecordFailure {
+    fn from(e: crate::store::StoreError) -> Self {
+        RecordFailure::Store(e)
+    }
+}
+
+/// Coupa answers that stop the whole pass (credentials) vs those that leave one invoice for the
+/// next pass (outages, a refused write: the invoice stays unexported and is reported).
+fn transient_or_fatal(e: impl Into<RecordFailure>) -> Result<Done, FlowError> {
+    match e.into() {
+        RecordFailure::Store(e) => Err(e.into()),
+        RecordFailure::Coupa(e) if e.class() == ErrorClass::Auth => Err(e.into()),
+        RecordFailure::Coupa(e) => Ok(Done::Transient(e.to_string())),
+    }
+}

@@ -1,0 +1,52 @@
+//! The connector's flows: one module per flow, each a pass over the documents it moves.
+
+pub mod invoice_export;
+
+use crate::store::StoreError;
+
+/// What stops a pass early: credentials, Coupa unreachable for the pass's own calls, the state
+/// store. Per-document problems never do; they are counted in the [`PassReport`].
+#[derive(Debug, thiserror::Error)]
+pub enum FlowError {
+    #[error("Coupa: {0}")]
+    Coupa(#[from] coupa_api::Error),
+    #[error("state store: {0}")]
+    Store(#[from] StoreError),
+}
+
+/// What one pass did, for the summary, the exit code and the dashboard.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PassReport {
+    pub flow: String,
+    /// The connector's run id.
+    pub run: i64,
+    /// Coupa's integration run, under monitoring option 3.
+    pub coupa_run: Option<i64>,
+    pub listed: u64,
+    /// Marked exported in Coupa: posted, cancelled or rejected and recorded.
+    pub exported: u64,
+    pub posted: u64,
+    pub cancelled: u64,
+    /// Permanent rejections, recorded in Coupa: (document id, reasons).
+    pub rejected: Vec<(i64, String)>,
+    /// Left for the next pass: (document id, why).
+    pub transient: Vec<(i64, String)>,
+    /// Records Coupa sent that could not be read and carried no id.
+    pub unreadable: Vec<String>,
+    pub seconds: f64,
+}
+
+impl PassReport {
+    pub fn new(flow: &str, run: i64) -> Self {
+        PassReport {
+            flow: flow.into(),
+            run,
+            ..PassReport::default()
+        }
+    }
+
+    /// Every listed document reached a final state (design.md: exit 0, else 1).
+    pub fn complete(&self) -> bool {
+        self.transient.is_empty() && self.unreadable.is_empty()
+    }
+}

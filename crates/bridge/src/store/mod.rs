@@ -1,0 +1,162 @@
+//! The connector's state store: what it has done and where each document stands, in SQLite or
+//! PostgreSQL (chosen by URL, see [`crate::db`]).
+//!
+//! - [`runs`]: one row per pass of a flow (`started_at`, outcome, counts).
+//! - [`journal`]: the per-document journal, one current row per (flow, document key) plus an
+//!   append-only history for audit.
+//! - [`calls`]: every Coupa API attempt (the seeds' "logging engine"), filtered and pruned here;
+//!   [`call_log::CallLog`] feeds it from the client's observer without blocking requests.
+//!
+//! [`Store`] is `Clone`; clones share one connection pool, so tasks take their own copy.
+
+pub mod call_log;
+pub mod calls;
+pub mod journal;
+pub mod runs;
+mod schema;
+
+use chrono::{DateTime, Utc};
+
+use crate::db::{Db, DbError};
+
+pub use call_log::{CallLog, CallLogHandle, CallLogStats};
+
+/// The state store. See the module doc.
+#[derive(Clone, Debug)]
+pub struct Store {
+    db: Db,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Connecting or migrating (boxed: it is large and rare).
+    #[error("state store: {0}")]
+    Db(Box<DbError>),
+    /// `what` names the operation and its subject (`finishing run 42`).
+    #[error("state store: {what}: {cause}")]
+    Query { what: String, cause: sqlx::Error },
+    /// A stored value that cannot be read back (edited by hand, or a bug).
+    #[error("state store: {what}: bad stored value: {detail}")]
+    Corrupt { what: String, detail: String },
+    /// The caller passed something the store does not accept.
+    #[error("state store: {0}")]
+    Invalid(String),
+    #[error("state store: run {0} does not exist")]
+    UnknownRun(i64),
+}
+
+impl From<DbError> for StoreError {
+    fn from(e: DbError) -> Self {
+        StoreError::Db(Box::new(e))
+    }
+}
+
+impl StoreError {
+    pub(crate) fn query(what: impl Into<String>) -> impl FnOnce(sqlx::Error) -> StoreError {
+        let what = what.into();
+        move |cause| StoreError::Query { what, cause }
+    }
+}
+
+/// How a run ended: passed to [`Store::finish_run`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RunOutcome {
+    /// `succeeded`, `partial` or `failed`.
+    pub status: String,
+    pub documents_ok: u64,
+    pub documents_failed: u64,
+    pub documents_skipped: u64,
+    pub api_calls: u64,
+    pub error: Option<String>,
+}
+
+/// One run as stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunRecord {
+    pub id: i64,
+    pub flow: String,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    /// `running` until finished, then the outcome's status.
+    pub status: String,
+    pub documents_ok: u64,
+    pub documents_failed: u64,
+    pub documents_skipped: u64,
+    pub api_calls: u64,
+    pub error: Option<String>,
+}
+
+/// The current journal row of one document.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JournalEntry {
+    pub step: String,
+    /// Free text, e.g. the ERP document number or rejection reasons as JSON.
+    pub detail: String,
+    pub run: Option<i64>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// One Coupa API attempt as logged.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CallRecord {
+    /// When the attempt started. Stored to the microsecond.
+    pub at: DateTime<Utc>,
+    pub flow: String,
+    pub run: Option<i64>,
+    pub document: Option<String>,
+    pub method: String,
+    pub path: String,
+    pub status: Option<u16>,
+    pub duration_ms: u64,
+    pub waited_ms: u64,
+    pub attempt: u32,
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+    pub error: Option<String>,
+}
+
+/// Which calls [`Store::calls`] returns; every field set narrows the result.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CallFilter {
+    pub flow: Option<String>,
+    pub run: Option<i64>,
+    pub document: Option<String>,
+    /// `2xx`, `3xx`, `4xx`, `429`, `5xx` or `error` (no answer), as
+    /// `coupa_api::observe::Attempt::status_class` names them. `4xx` excludes 429.
+    pub status_class: Option<String>,
+    /// Calls at or after this instant.
+    pub since: Option<DateTime<Utc>>,
+    pub limit: usize,
+}
+
+impl Default for CallFilter {
+    fn default() -> Self {
+        CallFilter {
+            flow: None,
+            run: None,
+            document: None,
+            status_class: None,
+            since: None,
+            limit: 100,
+        }
+    }
+}
+
+impl Store {
+    /// Connects to `url` (`sqlite://...`, `postgres://...`) and brings the schema up to date.
+    pub async fn connect(url: &str) -> Result<Store, StoreError> {
+        let db = Db::connect(url).await?;
+        Store::open(db).await
+    }
+
+    /// Uses an existing pool (e.g. shared with the ERP when both live in one database).
+    pub async fn open(db: Db) -> Result<Store, StoreError> {
+        db.migrate(schema::COMPONENT, schema::MIGRATIONS).await?;
+        Ok(Store { db })
+    }
+
+    /// The underlying pool.
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+}

@@ -1,0 +1,68 @@
+//! The state store's tables, as migrations applied by [`crate::db::Db::migrate`] under the
+//! component name `store`.
+
+use crate::db::Migration;
+
+pub(crate) const COMPONENT: &str = "store";
+
+pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "runs, journal, journal history, api calls",
+    statements: &[
+        "CREATE TABLE runs (
+            id {id},
+            flow TEXT NOT NULL,
+            started_at TEXT NOT NULL,
+            finished_at TEXT,
+            status TEXT NOT NULL,
+            documents_ok {int} NOT NULL DEFAULT 0,
+            documents_failed {int} NOT NULL DEFAULT 0,
+            documents_skipped {int} NOT NULL DEFAULT 0,
+            api_calls {int} NOT NULL DEFAULT 0,
+            error TEXT
+        )",
+        "CREATE INDEX runs_flow ON runs (flow, id)",
+        // The current step of each document: one row per (flow, key).
+        "CREATE TABLE journal (
+            flow TEXT NOT NULL,
+            doc_key TEXT NOT NULL,
+            step TEXT NOT NULL,
+            detail TEXT NOT NULL,
+            run_id {int},
+            updated_at TEXT NOT NULL,
+            PRIMARY KEY (flow, doc_key)
+        )",
+        // Every change of the journal, for audit: appended in the same transaction.
+        "CREATE TABLE journal_history (
+            id {id},
+            flow TEXT NOT NULL,
+            doc_key TEXT NOT NULL,
+            step TEXT NOT NULL,
+            detail TEXT NOT NULL,
+            run_id {int},
+            at TEXT NOT NULL
+        )",
+        "CREATE INDEX journal_history_doc ON journal_history (flow, doc_key, id)",
+        "CREATE TABLE api_calls (
+            id {id},
+            at TEXT NOT NULL,
+            flow TEXT NOT NULL,
+            run_id {int},
+            document TEXT,
+            method TEXT NOT NULL,
+            path TEXT NOT NULL,
+            status {int},
+            status_class TEXT NOT NULL,
+            duration_ms {int} NOT NULL,
+            waited_ms {int} NOT NULL,
+            attempt {int} NOT NULL,
+            bytes_sent {int} NOT NULL,
+            bytes_received {int} NOT NULL,
+            error TEXT
+        )",
+        "CREATE INDEX api_calls_at ON api_calls (at)",
+        "CREATE INDEX api_calls_run ON api_calls (run_id)",
+        "CREATE INDEX api_calls_flow ON api_calls (flow, at)",
+        "CREATE INDEX api_calls_document ON api_calls (document)",
+    ],
+}];
