@@ -18,7 +18,7 @@ use coupa_sim::config::{DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET};
 
 use crate::erp::sql::SqlErp;
 use crate::flows::PassReport;
-use crate::flows::invoice_export::{InvoiceExport, Settings};
+use crate::flows::invoice_export::{InvoiceExport, Monitoring, Settings};
 use crate::store::Store;
 use crate::store::call_log::CallLog;
 
@@ -33,6 +33,9 @@ pub struct DemoArgs {
     /// Invoices to generate.
     #[arg(long, default_value_t = 500)]
     pub invoices: usize,
+    /// How the invoice export tells Coupa what happened (seed 001's options 1, 2 and 3).
+    #[arg(long, value_enum, default_value_t = Monitoring::Runs)]
+    pub monitoring: Monitoring,
     /// Where the ERP and state databases go (default: a new folder under the temp dir).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
@@ -120,7 +123,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         client.clone(),
         Arc::new(erp.clone()),
         store.clone(),
-        Settings::default(),
+        Settings {
+            monitoring: args.monitoring,
+            ..Settings::default()
+        },
     );
     let first = invoices.run().await.context("invoice export")?;
     let calls_first = sim.state.stats.total_calls();
@@ -133,7 +139,14 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     call_log_task.flush().await;
 
     let erp_rows = erp.invoices().await.context("reading the ERP")?;
-    print_summary(&first, &second, calls_first, &sim, erp_rows.len());
+    print_summary(
+        &first,
+        &second,
+        calls_first,
+        &sim,
+        erp_rows.len(),
+        args.monitoring,
+    );
     println!("  time                    {:.2?}", started.elapsed());
     println!("  data folder             {}", data_dir.display());
     println!("    erp.db    the reference ERP (erp_invoices, erp_invoice_lines, ...)");
@@ -153,9 +166,15 @@ fn print_summary(
     calls_first: u64,
     sim: &coupa_sim::RunningSim,
     erp_invoices: usize,
+    monitoring: Monitoring,
 ) {
     println!();
-    println!("Invoice export (monitoring option 3: integration runs)");
+    let option = match monitoring {
+        Monitoring::CustomFields => "option 1: custom fields",
+        Monitoring::History => "option 2: integration history records",
+        Monitoring::Runs => "option 3: integration runs",
+    };
+    println!("Invoice export (monitoring {option})");
     println!("  listed                  {}", first.listed);
     println!("  posted to the ERP       {}", first.posted);
     println!("  cancelled (voided)      {}", first.cancelled);

@@ -46,7 +46,9 @@ const DOCUMENT_TYPE: &str = "InvoiceHeader";
 const CUSTOM_FIELD_MAX: usize = 255;
 
 /// Seed 001's three ways of telling Coupa what happened.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Deserialize, Serialize, clap::ValueEnum,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Monitoring {
     /// Option 1: ERP number and status in custom fields on the invoice.

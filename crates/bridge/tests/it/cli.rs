@@ -128,3 +128,17 @@ fn demo_exports_every_eligible_invoice_and_a_second_pass_finds_nothing() {
         "names its data folder"
     );
 }
+
+#[test]
+fn sync_without_a_config_exits_2_saying_what_to_do() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = Command::new(env!("CARGO_BIN_EXE_coupa-bridge"))
+        .args(["sync", "invoices", "--config"])
+        .arg(dir.path().join("missing.toml"))
+        .env_clear()
+        .output()
+        .expect("the binary runs");
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("missing.toml"), "{stderr}");
+}
