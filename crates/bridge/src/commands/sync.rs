@@ -14,7 +14,7 @@ use coupa_api::Client;
 use crate::config::Config;
 use crate::erp::sql::SqlErp;
 use crate::flows::PassReport;
-use crate::flows::invoice_export::{InvoiceExport, Settings};
+use crate::flows::invoice_export::InvoiceExport;
 use crate::store::Store;
 use crate::store::call_log::CallLog;
 
@@ -51,15 +51,12 @@ pub async fn run(args: SyncArgs) -> anyhow::Result<ExitCode> {
     let (call_log, call_log_task) = CallLog::spawn(store.clone());
     let client =
         Client::new(config.coupa_client_config(), Arc::new(call_log)).context("Coupa client")?;
-    let settings = Settings {
-        statuses: config.invoices.statuses.clone(),
-        monitoring: config.invoices.monitoring,
-        integration_code: config.invoices.integration_code.clone(),
-        erp_number_field: config.invoices.erp_number_field.clone(),
-        status_field: config.invoices.status_field.clone(),
-        concurrency: config.invoices.concurrency,
-    };
-    let flow = InvoiceExport::new(client.clone(), Arc::new(erp), store, settings);
+    let flow = InvoiceExport::new(
+        client.clone(),
+        Arc::new(erp),
+        store,
+        config.invoices.clone(),
+    );
     let result = flow.run().await;
     drop(flow);
     drop(client);

@@ -29,7 +29,30 @@ use serde::{Deserialize, Serialize};
 
 /// `invoices.monitoring`: the flow's own enum (`custom-fields` | `history` | `runs`), so the
 /// setting needs no translation.
-pub use crate::flows::invoice_export::Monitoring;
+/// Seed 001's three ways of telling Coupa what happened to an exported invoice.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Deserialize, Serialize, clap::ValueEnum,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum Monitoring {
+    /// Option 1: ERP number and status in custom fields on the invoice.
+    CustomFields,
+    /// Option 2: integration history records, with an alert on failure.
+    History,
+    /// Option 3: an integration run per pass, history records and integration errors.
+    #[default]
+    Runs,
+}
+
+impl Monitoring {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Monitoring::CustomFields => "custom-fields",
+            Monitoring::History => "history",
+            Monitoring::Runs => "runs",
+        }
+    }
+}
 pub use load::{ConfigError, LoadedConfig, Origin, Problem, Source, process_env};
 pub use schema::key_paths;
 

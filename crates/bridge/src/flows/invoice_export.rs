@@ -45,55 +45,8 @@ const DOCUMENT_TYPE: &str = "InvoiceHeader";
 /// Coupa custom fields are string(255) unless configured otherwise.
 const CUSTOM_FIELD_MAX: usize = 255;
 
-/// Seed 001's three ways of telling Coupa what happened.
-#[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Deserialize, Serialize, clap::ValueEnum,
-)]
-#[serde(rename_all = "kebab-case")]
-pub enum Monitoring {
-    /// Option 1: ERP number and status in custom fields on the invoice.
-    CustomFields,
-    /// Option 2: integration history records, with an alert on failure.
-    History,
-    /// Option 3: an integration run per pass, history records and integration errors.
-    #[default]
-    Runs,
-}
-
-impl Monitoring {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Monitoring::CustomFields => "custom-fields",
-            Monitoring::History => "history",
-            Monitoring::Runs => "runs",
-        }
-    }
-}
-
-/// What the flow needs from the configuration.
-#[derive(Clone, Debug)]
-pub struct Settings {
-    pub statuses: Vec<String>,
-    pub monitoring: Monitoring,
-    pub integration_code: String,
-    pub erp_number_field: String,
-    pub status_field: String,
-    /// Invoices of a page processed at once.
-    pub concurrency: usize,
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Settings {
-            statuses: vec!["approved".into(), "voided".into()],
-            monitoring: Monitoring::default(),
-            integration_code: "ERP-INVOICES".into(),
-            erp_number_field: "cf-erp-invoice-number".into(),
-            status_field: "cf-integration-status".into(),
-            concurrency: 4,
-        }
-    }
-}
+/// The flow's settings are the `[invoices]` section of the config.
+pub use crate::config::{InvoicesConfig as Settings, Monitoring};
 
 /// What the ERP answered for one invoice, as kept in the journal.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -68,22 +68,7 @@ async fn killed_at_many_points_the_export_ends_exactly_once() {
         ),
     )
     .expect("config");
-    let eligible: BTreeMap<i64, String> = {
-        let db = sim.state.db.lock();
-        db.invoices
-            .rows()
-            .filter(|r| r.get("exported").and_then(Value::as_bool) == Some(false))
-            .filter_map(|r| {
-                let s = r.get("status").and_then(Value::as_str)?;
-                matches!(s, "approved" | "voided").then(|| {
-                    (
-                        r.get("id").and_then(Value::as_i64).unwrap_or_default(),
-                        s.to_owned(),
-                    )
-                })
-            })
-            .collect()
-    };
+    let eligible = crate::invoice_export::eligible(&sim);
     assert!(eligible.len() > 100, "{} eligible", eligible.len());
 
     // First, a crash in each window that matters, deterministically: after the ERP answered,

@@ -79,6 +79,24 @@ pub async fn harness(format: Format, invoices: usize) -> Harness {
     .await
 }
 
+/// Invoices the flow should pick up, with their status: approved or voided, not exported.
+pub fn eligible(sim: &coupa_sim::RunningSim) -> BTreeMap<i64, String> {
+    let db = sim.state.db.lock();
+    db.invoices
+        .rows()
+        .filter(|r| r.get("exported").and_then(Value::as_bool) == Some(false))
+        .filter_map(|r| {
+            let status = r.get("status").and_then(Value::as_str)?;
+            matches!(status, "approved" | "voided").then(|| {
+                (
+                    r.get("id").and_then(Value::as_i64).unwrap_or_default(),
+                    status.to_owned(),
+                )
+            })
+        })
+        .collect()
+}
+
 impl Harness {
     pub fn flow(&self, monitoring: Monitoring) -> InvoiceExport {
         InvoiceExport::new(
@@ -92,22 +110,8 @@ impl Harness {
         )
     }
 
-    /// Invoice ids the flow should pick up: approved or voided, not exported.
     pub fn eligible(&self) -> BTreeMap<i64, String> {
-        let db = self.sim.state.db.lock();
-        db.invoices
-            .rows()
-            .filter(|r| r.get("exported").and_then(Value::as_bool) == Some(false))
-            .filter_map(|r| {
-                let status = r.get("status").and_then(Value::as_str)?;
-                matches!(status, "approved" | "voided").then(|| {
-                    (
-                        r.get("id").and_then(Value::as_i64).unwrap_or_default(),
-                        status.to_owned(),
-                    )
-                })
-            })
-            .collect()
+        eligible(&self.sim)
     }
 
     pub fn invoice(&self, id: i64) -> Object {

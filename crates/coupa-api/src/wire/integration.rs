@@ -96,11 +96,12 @@ pub struct HistoryResponse {
     pub response_message: Option<String>,
 }
 
-/// An integration history record: the outcome of one document in one integration.
+/// An integration history record or integration error: the outcome of one document in one
+/// integration. Coupa gives both resources the same fields; only the id type tells them apart.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "kebab-case")]
-pub struct HistoryRecord {
-    pub id: HistoryRecordId,
+pub struct MonitoringRecord<Id> {
+    pub id: Id,
     /// `InvoiceHeader`, `CoupaPay::Payment`, ...
     pub document_type: Option<String>,
     pub document_id: Option<i64>,
@@ -112,7 +113,7 @@ pub struct HistoryRecord {
     pub resolved: Option<bool>,
     pub integration: Option<IntegrationRef>,
     pub integration_run: Option<RunRef>,
-    /// The flat form of `integration-run`; see [`HistoryRecord::run_id`].
+    /// The flat form of `integration-run`; see [`MonitoringRecord::run_id`].
     pub integration_run_id: Option<IntegrationRunId>,
     #[serde(default)]
     pub responses: Vec<HistoryResponse>,
@@ -122,7 +123,7 @@ pub struct HistoryRecord {
     pub updated_at: Option<DateTime<FixedOffset>>,
 }
 
-impl HistoryRecord {
+impl<Id> MonitoringRecord<Id> {
     /// The run, from `integration-run.id` or else `integration-run-id`.
     pub fn run_id(&self) -> Option<IntegrationRunId> {
         self.integration_run
@@ -132,40 +133,11 @@ impl HistoryRecord {
     }
 }
 
-/// An integration error: a history record that also alerts the contacts and counts against
-/// its run.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub struct IntegrationError {
-    pub id: IntegrationErrorId,
-    pub document_type: Option<String>,
-    pub document_id: Option<i64>,
-    pub document_status: Option<String>,
-    pub status: Option<String>,
-    pub contact_alert_type: Option<ContactAlertType>,
-    pub external_id: Option<String>,
-    pub resolved: Option<bool>,
-    pub integration: Option<IntegrationRef>,
-    pub integration_run: Option<RunRef>,
-    /// The flat form of `integration-run`; see [`IntegrationError::run_id`].
-    pub integration_run_id: Option<IntegrationRunId>,
-    #[serde(default)]
-    pub responses: Vec<HistoryResponse>,
-    #[serde(default, deserialize_with = "lenient::datetime_opt")]
-    pub created_at: Option<DateTime<FixedOffset>>,
-    #[serde(default, deserialize_with = "lenient::datetime_opt")]
-    pub updated_at: Option<DateTime<FixedOffset>>,
-}
+/// `/api/integration_history_records`.
+pub type HistoryRecord = MonitoringRecord<HistoryRecordId>;
 
-impl IntegrationError {
-    /// The run, from `integration-run.id` or else `integration-run-id`.
-    pub fn run_id(&self) -> Option<IntegrationRunId> {
-        self.integration_run
-            .as_ref()
-            .map(|r| r.id)
-            .or(self.integration_run_id)
-    }
-}
+/// `/api/integration_errors`: a record that also alerts the contacts and counts against its run.
+pub type IntegrationError = MonitoringRecord<IntegrationErrorId>;
 
 #[cfg(test)]
 mod tests {
