@@ -4,6 +4,7 @@
 //! attempt goes to the observer, whatever its outcome.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
@@ -160,7 +161,7 @@ impl Transport {
     }
 
     /// Sends `req`, retrying as the policy allows. `Ok` only for a 2xx answer.
-    pub async fn send(&self, ctx: &Arc<CallContext>, req: &Request) -> Result<Response, Error> {
+    pub async fn send(&self, caller: &Caller, req: &Request) -> Result<Response, Error> {
         let target = req.target();
         let method = req.method.as_str().to_owned();
         let fail = |kind| Error::new(method.clone(), target.clone(), kind);
@@ -173,7 +174,7 @@ impl Transport {
         let mut reminted = false;
         loop {
             let waited = self.governor.acquire().await;
-            let header = self.auth_header(ctx).await?;
+            let header = self.auth_header(caller).await?;
             let started = Instant::now();
             let answer = self.attempt(&req.method, &url, &header, body.clone()).await;
             let duration = started.elapsed();
@@ -220,19 +221,22 @@ impl Transport {
                 .error
                 .clone()
                 .or_else(|| status.filter(|s| *s >= 400).map(|s| describe(s, &messages)));
-            self.observer.attempt(&Attempt {
-                context: ctx.clone(),
-                method: method.clone(),
-                path: target.clone(),
-                attempt,
-                status,
-                duration,
-                waited,
-                bytes_sent: body.as_ref().map_or(0, Bytes::len),
-                bytes_received: answer.body.len(),
-                error,
-                retry_in,
-            });
+            self.report(
+                caller,
+                Attempt {
+                    context: caller.context.clone(),
+                    method: method.clone(),
+                    path: target.clone(),
+                    attempt,
+                    status,
+                    duration,
+                    waited,
+                    bytes_sent: body.as_ref().map_or(0, Bytes::len),
+                    bytes_received: answer.body.len(),
+                    error,
+                    retry_in,
+                },
+            );
             match retry_in {
                 Some(after) => {
                     if !after.is_zero() {
@@ -282,15 +286,15 @@ impl Transport {
         read_answer(rb.send().await).await
     }
 
-    async fn auth_header(&self, ctx: &Arc<CallContext>) -> Result<AuthHeader, Error> {
-        self.auth.header(|| self.mint(ctx)).await
+    async fn auth_header(&self, caller: &Caller) -> Result<AuthHeader, Error> {
+        self.auth.header(|| self.mint(caller)).await
     }
 
     /// Mints a token. Minting has no side effect in Coupa, so failures without an answer and
     /// 5xx/429 are retried like any idempotent request.
     async fn mint(
         &self,
-        ctx: &Arc<CallContext>,
+        caller: &Caller,
     ) -> Result<(SecretString, Duration, Option<String>), Error> {
         let url = self.auth.token_url().to_owned();
         let path = "/oauth2/token".to_owned();
@@ -333,26 +337,29 @@ impl Transport {
                 )))),
                 None => None,
             };
-            self.observer.attempt(&Attempt {
-                context: ctx.clone(),
-                method: "POST".into(),
-                path: path.clone(),
-                attempt,
-                status,
-                duration: started.elapsed(),
-                waited: Duration::ZERO,
-                // The form carries the secret: its size is reported, never its content.
-                bytes_sent: 0,
-                bytes_received: answer.body.len(),
-                error: match &result {
-                    Some(Err(e)) => Some(e.to_string()),
-                    _ => answer.error.clone(),
+            self.report(
+                caller,
+                Attempt {
+                    context: caller.context.clone(),
+                    method: "POST".into(),
+                    path: path.clone(),
+                    attempt,
+                    status,
+                    duration: started.elapsed(),
+                    waited: Duration::ZERO,
+                    // The form carries the secret: its size is reported, never its content.
+                    bytes_sent: 0,
+                    bytes_received: answer.body.len(),
+                    error: match &result {
+                        Some(Err(e)) => Some(e.to_string()),
+                        _ => answer.error.clone(),
+                    },
+                    retry_in: match &decision {
+                        Decision::Retry { after, .. } => Some(*after),
+                        _ => None,
+                    },
                 },
-                retry_in: match &decision {
-                    Decision::Retry { after, .. } => Some(*after),
-                    _ => None,
-                },
-            });
+            );
             match decision {
                 Decision::Retry { after, .. } => {
                     tokio::time::sleep(after).await;
@@ -366,6 +373,21 @@ impl Transport {
                 }
             }
         }
+    }
+}
+
+/// Who a request is sent for: its context, and the counter of attempts made on its behalf
+/// (a pass counts its own calls through it).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Caller {
+    pub context: Arc<CallContext>,
+    pub calls: Arc<AtomicU64>,
+}
+
+impl Transport {
+    fn report(&self, caller: &Caller, attempt: Attempt) {
+        caller.calls.fetch_add(1, Ordering::Relaxed);
+        self.observer.attempt(&attempt);
     }
 }
 

@@ -129,7 +129,6 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         },
     );
     let first = invoices.run().await.context("invoice export")?;
-    let calls_first = sim.state.stats.total_calls();
     let second = invoices
         .run()
         .await
@@ -139,14 +138,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     call_log_task.flush().await;
 
     let erp_rows = erp.invoices().await.context("reading the ERP")?;
-    print_summary(
-        &first,
-        &second,
-        calls_first,
-        &sim,
-        erp_rows.len(),
-        args.monitoring,
-    );
+    print_summary(&first, &second, &sim, erp_rows.len(), args.monitoring);
     println!("  time                    {:.2?}", started.elapsed());
     println!("  data folder             {}", data_dir.display());
     println!("    erp.db    the reference ERP (erp_invoices, erp_invoice_lines, ...)");
@@ -163,7 +155,6 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
 fn print_summary(
     first: &PassReport,
     second: &PassReport,
-    calls_first: u64,
     sim: &coupa_sim::RunningSim,
     erp_invoices: usize,
     monitoring: Monitoring,
@@ -200,11 +191,12 @@ fn print_summary(
     println!("  marked exported         {}", first.exported);
     println!("  in the ERP now          {erp_invoices}");
     println!(
-        "  API calls               {calls_first} ({:.2} per invoice listed)",
+        "  API calls               {} ({:.2} per invoice listed)",
+        first.api_calls,
         if first.listed == 0 {
             0.0
         } else {
-            calls_first as f64 / first.listed as f64
+            first.api_calls as f64 / first.listed as f64
         }
     );
     println!("  429s served             {}", sim.state.stats.throttled());

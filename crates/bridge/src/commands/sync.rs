@@ -72,13 +72,14 @@ pub async fn run(args: SyncArgs) -> anyhow::Result<ExitCode> {
 
 fn print_report(r: &PassReport) {
     println!(
-        "{}: {} listed, {} posted, {} cancelled, {} rejected, {} left for the next pass ({:.1}s, run {})",
+        "{}: {} listed, {} posted, {} cancelled, {} rejected, {} left for the next pass ({} Coupa calls, {:.1}s, run {})",
         r.flow,
         r.listed,
         r.posted,
         r.cancelled,
         r.rejected.len(),
         r.transient.len(),
+        r.api_calls,
         r.seconds,
         r.run
     );

@@ -256,7 +256,7 @@ impl InvoiceExport {
     pub async fn run(&self) -> Result<PassReport, FlowError> {
         let started = Utc::now();
         let run = self.store.start_run(FLOW).await?;
-        let client = self.client.with_context(CallContext {
+        let client = self.client.counted(CallContext {
             flow: FLOW.into(),
             run: Some(run),
             document: None,
@@ -264,6 +264,7 @@ impl InvoiceExport {
         let mut report = PassReport::new(FLOW, run);
         let result = self.pass(&client, run, &mut report).await;
         report.seconds = (Utc::now() - started).num_milliseconds().max(0) as f64 / 1000.0;
+        report.api_calls = client.calls();
         let outcome = RunOutcome {
             status: match (&result, report.transient.is_empty()) {
                 (Err(_), _) => "failed",
@@ -274,7 +275,7 @@ impl InvoiceExport {
             documents_ok: report.exported,
             documents_failed: report.transient.len() as u64 + report.unreadable.len() as u64,
             documents_skipped: 0,
-            api_calls: 0,
+            api_calls: report.api_calls,
             error: result.as_ref().err().map(ToString::to_string),
         };
         self.store.finish_run(run, &outcome).await?;

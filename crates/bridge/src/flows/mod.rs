@@ -33,6 +33,8 @@ pub struct PassReport {
     pub transient: Vec<(i64, String)>,
     /// Records Coupa sent that could not be read and carried no id.
     pub unreadable: Vec<String>,
+    /// Coupa calls the pass made, retries and token requests included.
+    pub api_calls: u64,
     pub seconds: f64,
 }
 

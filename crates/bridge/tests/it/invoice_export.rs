@@ -209,8 +209,17 @@ async fn option_1_custom_fields_in_json_and_xml() {
         let h = harness(format, 80).await;
         let before = h.eligible();
         let flow = h.flow(Monitoring::CustomFields);
+        let served_before = h.sim.state.stats.total_calls();
         let report = flow.run().await.expect("pass");
         check_first_pass(&h, &before, &report).await;
+        // The pass counts its own calls, as Coupa saw them, and its run record keeps them.
+        assert_eq!(
+            report.api_calls,
+            h.sim.state.stats.total_calls() - served_before
+        );
+        let run = h.store.run(report.run).await.expect("store").expect("run");
+        assert_eq!(run.api_calls, report.api_calls);
+        assert_eq!(run.documents_ok, report.exported);
         let erp = h.erp.invoices().await.expect("erp");
         for row in &erp {
             let inv = h.invoice(row.coupa_invoice_id);

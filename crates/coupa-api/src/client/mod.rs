@@ -27,7 +27,7 @@ use crate::paging::{Item, Pager, RecordError};
 use crate::query::Query;
 use crate::rate::{Governor, RateConfig};
 use crate::retry::RetryPolicy;
-use crate::transport::{HttpSettings, Request, Response, Transport};
+use crate::transport::{Caller, HttpSettings, Request, Response, Transport};
 use crate::wire::{self, Format};
 
 /// Everything a client needs to talk to one Coupa instance.
@@ -60,14 +60,14 @@ impl ClientConfig {
 #[derive(Clone)]
 pub struct Client {
     transport: Arc<Transport>,
-    context: Arc<CallContext>,
+    caller: Caller,
 }
 
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Client")
             .field("format", &self.transport.format())
-            .field("context", &self.context)
+            .field("context", &self.caller.context)
             .finish_non_exhaustive()
     }
 }
@@ -98,20 +98,42 @@ impl Client {
         )?;
         Ok(Client {
             transport: Arc::new(transport),
-            context: Arc::new(CallContext::default()),
+            caller: Caller::default(),
         })
     }
 
-    /// A handle whose calls are reported with this context (flow, run, document).
+    /// A handle whose calls are reported with this context (flow, run, document). Its calls
+    /// still count towards this handle's [`Client::calls`].
     pub fn with_context(&self, context: CallContext) -> Client {
         Client {
             transport: self.transport.clone(),
-            context: Arc::new(context),
+            caller: Caller {
+                context: Arc::new(context),
+                calls: self.caller.calls.clone(),
+            },
         }
     }
 
+    /// A handle with its own call counter, starting at zero (shared by the handles derived
+    /// from it): what a pass uses to count its calls.
+    pub fn counted(&self, context: CallContext) -> Client {
+        Client {
+            transport: self.transport.clone(),
+            caller: Caller {
+                context: Arc::new(context),
+                calls: Arc::default(),
+            },
+        }
+    }
+
+    /// Attempts made through this handle and those derived from it (retries and token
+    /// requests included).
+    pub fn calls(&self) -> u64 {
+        self.caller.calls.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     pub fn context(&self) -> &CallContext {
-        &self.context
+        &self.caller.context
     }
 
     pub fn format(&self) -> Format {
@@ -158,7 +180,7 @@ impl Client {
 
     /// Sends a request as is: the escape hatch for calls this crate has no operation for.
     pub async fn send(&self, req: &Request) -> Result<Response, Error> {
-        self.transport.send(&self.context, req).await
+        self.transport.send(&self.caller, req).await
     }
 
     /// Sends a request and decodes its one-record answer. A one-element list (Coupa answers
