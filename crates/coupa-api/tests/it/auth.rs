@@ -8,10 +8,10 @@ use coupa_api::query::{Fields, Query};
 use coupa_api::{ErrorClass, Format, InvoiceId, SecretString};
 use coupa_doc::Value;
 use coupa_sim::SimConfig;
-use coupa_sim::config::{DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET};
+use coupa_sim::config::DEFAULT_CLIENT_SECRET;
 use coupa_sim::faults::FaultKind;
 
-use crate::common::{calls, fault, setup, setup_with, small_sim};
+use crate::common::{calls, fault, oauth_with, setup, setup_with, small_sim};
 
 const TOKEN: &str = "POST /oauth2/token";
 
@@ -127,12 +127,7 @@ async fn tokens_are_refreshed_before_they_expire() {
 #[tokio::test]
 async fn basic_client_authentication_works() {
     let s = setup_with(Format::Xml, small_sim(), |c| {
-        c.credentials = Credentials::OAuth {
-            client_id: DEFAULT_CLIENT_ID.into(),
-            client_secret: SecretString::from(DEFAULT_CLIENT_SECRET),
-            scopes: vec!["core.invoice.read".into()],
-            basic_auth: true,
-        };
+        c.credentials = oauth_with(DEFAULT_CLIENT_SECRET, &["core.invoice.read"], true);
     })
     .await;
     s.client
@@ -150,12 +145,7 @@ async fn basic_client_authentication_works() {
 #[tokio::test]
 async fn a_missing_scope_is_an_auth_error_naming_it() {
     let s = setup_with(Format::Json, small_sim(), |c| {
-        c.credentials = Credentials::OAuth {
-            client_id: DEFAULT_CLIENT_ID.into(),
-            client_secret: SecretString::from(DEFAULT_CLIENT_SECRET),
-            scopes: vec!["core.invoice.read".into()],
-            basic_auth: false,
-        };
+        c.credentials = oauth_with(DEFAULT_CLIENT_SECRET, &["core.invoice.read"], false);
     })
     .await;
     let err = s
@@ -173,12 +163,7 @@ async fn a_missing_scope_is_an_auth_error_naming_it() {
 async fn a_wrong_secret_is_an_auth_error_and_the_secret_is_never_reported() {
     let secret = "wrong-secret-3f9a";
     let s = setup_with(Format::Json, small_sim(), |c| {
-        c.credentials = Credentials::OAuth {
-            client_id: DEFAULT_CLIENT_ID.into(),
-            client_secret: SecretString::from(secret),
-            scopes: Vec::new(),
-            basic_auth: false,
-        };
+        c.credentials = oauth_with(secret, &[], false);
     })
     .await;
     let err = s

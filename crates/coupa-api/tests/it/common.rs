@@ -20,11 +20,16 @@ pub struct Setup {
 }
 
 pub fn oauth() -> Credentials {
+    oauth_with(DEFAULT_CLIENT_SECRET, &[], false)
+}
+
+/// The simulator's client with this secret, asking for these scopes (none: all it has).
+pub fn oauth_with(secret: &str, scopes: &[&str], basic_auth: bool) -> Credentials {
     Credentials::OAuth {
         client_id: DEFAULT_CLIENT_ID.into(),
-        client_secret: SecretString::from(DEFAULT_CLIENT_SECRET),
-        scopes: Vec::new(),
-        basic_auth: false,
+        client_secret: SecretString::from(secret),
+        scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
+        basic_auth,
     }
 }
 
