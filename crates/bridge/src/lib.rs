@@ -11,4 +11,5 @@ pub mod db;
 pub mod erp;
 pub mod failpoint;
 pub mod flows;
+pub mod sftp;
 pub mod store;

@@ -15,6 +15,7 @@ use crate::config::Config;
 use crate::erp::sql::SqlErp;
 use crate::flows::PassReport;
 use crate::flows::invoice_export::InvoiceExport;
+use crate::flows::payment_push::PaymentPush;
 use crate::store::Store;
 use crate::store::call_log::CallLog;
 
@@ -22,6 +23,8 @@ use crate::store::call_log::CallLog;
 pub enum Flow {
     /// Coupa invoices into the ERP.
     Invoices,
+    /// ERP payments onto their Coupa invoices.
+    Payments,
     /// Every flow that exists, in order.
     All,
 }
@@ -51,19 +54,37 @@ pub async fn run(args: SyncArgs) -> anyhow::Result<ExitCode> {
     let (call_log, call_log_task) = CallLog::spawn(store.clone());
     let client =
         Client::new(config.coupa_client_config(), Arc::new(call_log)).context("Coupa client")?;
-    let flow = InvoiceExport::new(
-        client.clone(),
-        Arc::new(erp),
-        store,
-        config.invoices.clone(),
-    );
-    let result = flow.run().await;
-    drop(flow);
+    let erp = Arc::new(erp);
+    let mut reports = Vec::new();
+    let mut failure = None;
+    if matches!(args.flow, Flow::Invoices | Flow::All) {
+        let flow = InvoiceExport::new(
+            client.clone(),
+            erp.clone(),
+            store.clone(),
+            config.invoices.clone(),
+        );
+        match flow.run().await.context("invoice export") {
+            Ok(r) => reports.push(r),
+            Err(e) => failure = Some(e),
+        }
+    }
+    if failure.is_none() && matches!(args.flow, Flow::Payments | Flow::All) {
+        let flow = PaymentPush::new(client.clone(), erp, store, config.payments.clone());
+        match flow.run().await.context("payment push") {
+            Ok(r) => reports.push(r),
+            Err(e) => failure = Some(e),
+        }
+    }
     drop(client);
     call_log_task.flush().await;
-    let report = result.context("invoice export")?;
-    print_report(&report);
-    Ok(if report.complete() {
+    for r in &reports {
+        print_report(r);
+    }
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    Ok(if reports.iter().all(PassReport::complete) {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
@@ -71,10 +92,15 @@ pub async fn run(args: SyncArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn print_report(r: &PassReport) {
+    let (done, written, rejected) = match r.flow.as_str() {
+        "payments" => ("synced", "added to Coupa", "failed"),
+        _ => ("exported", "posted", "rejected"),
+    };
     println!(
-        "{}: {} listed, {} posted, {} cancelled, {} rejected, {} left for the next pass ({} Coupa calls, {:.1}s, run {})",
+        "{}: {} listed, {} {done}, {} {written}, {} cancelled, {} {rejected}, {} left for the next pass ({} Coupa calls, {:.1}s, run {})",
         r.flow,
         r.listed,
+        r.exported,
         r.posted,
         r.cancelled,
         r.rejected.len(),
@@ -84,7 +110,7 @@ fn print_report(r: &PassReport) {
         r.run
     );
     for (id, why) in &r.rejected {
-        println!("  rejected {id}: {why}");
+        println!("  {rejected} {id}: {why}");
     }
     for (id, why) in &r.transient {
         println!("  retry later {id}: {why}");

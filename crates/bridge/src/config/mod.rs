@@ -249,13 +249,29 @@ pub enum PaymentTransport {
 }
 
 /// `[payments]`
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PaymentsConfig {
     /// `api` or `csv`.
     pub transport: PaymentTransport,
+    /// The Coupa integration failures are reported under (an integration error with an alert
+    /// to its contacts); created when missing.
+    pub integration_code: String,
+    /// Invoices written in parallel (`api`); the shared rate governor still bounds Coupa calls.
+    pub concurrency: usize,
     /// Coupa's SFTP server, used when `transport = "csv"`.
     pub sftp: SftpConfig,
+}
+
+impl Default for PaymentsConfig {
+    fn default() -> Self {
+        PaymentsConfig {
+            transport: PaymentTransport::Api,
+            integration_code: "ERP-PAYMENTS".into(),
+            concurrency: 4,
+            sftp: SftpConfig::default(),
+        }
+    }
 }
 
 /// `[payments.sftp]`
@@ -286,6 +302,10 @@ pub struct SftpConfig {
     pub host_key: Option<String>,
     /// Folder the payment CSVs are uploaded to.
     pub incoming_dir: String,
+    /// How long a pass waits for Coupa's loader to report on the files it uploaded (Coupa
+    /// picks files up every 3 to 6 minutes). A file not reported on by then is followed by the
+    /// next pass; its payments are never put in another file.
+    pub result_timeout_secs: u64,
 }
 
 impl Default for SftpConfig {
@@ -298,6 +318,7 @@ impl Default for SftpConfig {
             private_key_path: None,
             host_key: None,
             incoming_dir: "/Incoming/InvoicePayments".into(),
+            result_timeout_secs: 420,
         }
     }
 }

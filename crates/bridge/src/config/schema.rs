@@ -75,6 +75,8 @@ pub(crate) const KEYS: &[Key] = &[
     key("invoices.status_field", Kind::Str),
     key("invoices.concurrency", Kind::Int { min: 1, max: 256 }),
     key("payments.transport", Kind::OneOf(&["api", "csv"])),
+    key("payments.integration_code", Kind::Str),
+    key("payments.concurrency", Kind::Int { min: 1, max: 256 }),
     key("payments.sftp.host", Kind::Str),
     key(
         "payments.sftp.port",
@@ -88,6 +90,13 @@ pub(crate) const KEYS: &[Key] = &[
     key("payments.sftp.private_key_path", Kind::Str),
     key("payments.sftp.host_key", Kind::Str),
     key("payments.sftp.incoming_dir", Kind::Str),
+    key(
+        "payments.sftp.result_timeout_secs",
+        Kind::Int {
+            min: 0,
+            max: 86_400,
+        },
+    ),
     key("pay_payments.statuses", Kind::List),
     key("pay_payments.pay_to_account_type", Kind::Str),
     key("pay_payments.issuing_bank", Kind::Str),

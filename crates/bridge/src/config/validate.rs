@@ -132,6 +132,15 @@ pub(super) fn check(config: &Config) -> (Issues, Vec<String>) {
         problem("invoices.concurrency", "expected at least 1".into());
     }
 
+    not_empty(
+        &mut problem,
+        "payments.integration_code",
+        &config.payments.integration_code,
+    );
+    if config.payments.concurrency == 0 {
+        problem("payments.concurrency", "expected at least 1".into());
+    }
+
     let sftp = &config.payments.sftp;
     if config.payments.transport == PaymentTransport::Csv {
         const CSV: &str = "required when payments.transport = \"csv\"";

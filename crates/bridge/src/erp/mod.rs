@@ -5,8 +5,12 @@
 //! - posting is idempotent by Coupa invoice id, so a crash between "ERP accepted" and "Coupa
 //!   marked exported" is repaired by posting again;
 //! - a [`PostOutcome::Rejected`] is permanent (the flow records it and moves on);
-//! - every [`ErpError`] is transient (the document stays for the next pass).
+//! - every [`ErpError`] is transient (the document stays for the next pass);
+//! - payments to push to Coupa are read with [`Erp::pending_payments`] (in id order, a page at a
+//!   time) and their fate written back with [`Erp::settle_payments`]; a row that is no longer
+//!   pending is never changed again, so settling twice is harmless.
 
+mod payments;
 mod schema;
 pub mod sql;
 
@@ -71,6 +75,45 @@ pub enum ErpError {
     Unavailable(String),
 }
 
+/// A payment the ERP made, to put on its Coupa invoice (`erp_payments`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ErpPayment {
+    /// The ERP's row id: orders the rows and pages through them.
+    pub id: i64,
+    /// The ERP's own reference, unique: the payment's identity.
+    pub payment_ref: String,
+    pub invoice_number: String,
+    pub supplier_name: Option<String>,
+    pub supplier_number: Option<String>,
+    pub amount: Decimal,
+    pub currency: String,
+    pub payment_date: NaiveDate,
+    pub check_number: Option<String>,
+    /// The ERP considers the invoice paid in full with this payment.
+    pub paid_in_full: bool,
+}
+
+/// A pending row the ERP holds but that cannot be read as a payment (a bad amount or date, a
+/// missing invoice number): it is failed with `reason`, which names the column.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MalformedPayment {
+    pub id: i64,
+    pub payment_ref: String,
+    pub reason: String,
+}
+
+/// What became of a payment, written back to the ERP.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PaymentSync {
+    /// On its Coupa invoice (now, or already before).
+    Synced { coupa_invoice_id: i64 },
+    /// Permanently refused, with why; a person fixes the row and sets it pending again.
+    Failed {
+        reason: String,
+        coupa_invoice_id: Option<i64>,
+    },
+}
+
 pub trait Erp: Send + Sync {
     /// Idempotent by coupa_invoice_id: posting an invoice the ERP already has returns its
     /// document number with already_posted = true and posts nothing.
@@ -84,6 +127,21 @@ pub trait Erp: Send + Sync {
         &'a self,
         coupa_invoice_id: i64,
     ) -> BoxFuture<'a, Result<CancelOutcome, ErpError>>;
+
+    /// Up to `limit` pending payments with an id above `after_id`, in id order. A row that
+    /// cannot be read comes back as `Err(MalformedPayment)`, never as an error of the call.
+    fn pending_payments(
+        &self,
+        after_id: i64,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<Vec<Result<ErpPayment, MalformedPayment>>, ErpError>>;
+
+    /// Writes the outcome of each payment (by `ErpPayment::id`), all in one transaction. Rows no
+    /// longer pending are left as they are.
+    fn settle_payments<'a>(
+        &'a self,
+        outcomes: &'a [(i64, PaymentSync)],
+    ) -> BoxFuture<'a, Result<(), ErpError>>;
 }
 
 /// An invoice header as the embedded ERP stores it (`erp_invoices`).
@@ -100,4 +158,43 @@ pub struct ErpInvoiceRecord {
     /// `open`, `paid` or `cancelled`.
     pub status: String,
     pub created_at: DateTime<Utc>,
+}
+
+/// A payment as the ERP's AP clerk enters it, for [`SqlErp::record_payments`]: the demo and the
+/// tests feed the payment push flow through the same table a real AP clerk would fill.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewErpPayment {
+    pub payment_ref: String,
+    pub invoice_number: String,
+    pub supplier_name: Option<String>,
+    pub supplier_number: Option<String>,
+    pub amount: Decimal,
+    pub currency: String,
+    pub payment_date: NaiveDate,
+    pub check_number: Option<String>,
+    pub paid_in_full: bool,
+}
+
+/// One `erp_payments` row as stored, from [`SqlErp::payments`]. Values are the stored text, not
+/// parsed, so a row [`Erp::pending_payments`] refuses as malformed can still be shown as it is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ErpPaymentRecord {
+    pub id: i64,
+    pub payment_ref: String,
+    pub invoice_number: String,
+    pub supplier_name: Option<String>,
+    pub supplier_number: Option<String>,
+    /// Decimal text, as stored.
+    pub amount: String,
+    pub currency: String,
+    /// `YYYY-MM-DD` text, as stored.
+    pub payment_date: String,
+    pub check_number: Option<String>,
+    pub paid_in_full: bool,
+    /// `pending`, `synced` or `failed`.
+    pub sync_status: String,
+    pub sync_error: Option<String>,
+    pub coupa_invoice_id: Option<i64>,
+    /// RFC 3339 UTC text (see [`crate::db::timestamp`]).
+    pub synced_at: Option<String>,
 }

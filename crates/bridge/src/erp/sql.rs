@@ -13,13 +13,13 @@ use sqlx::any::AnyRow;
 
 use super::{
     BoxFuture, CancelOutcome, Erp, ErpError, ErpInvoice, ErpInvoiceLine, ErpInvoiceRecord,
-    PostOutcome, schema,
+    ErpPayment, MalformedPayment, PaymentSync, PostOutcome, schema,
 };
 use crate::db::{self, Db, placeholders, timestamp};
 
 /// Lines per `INSERT`: 7 parameters each.
 const LINES_PER_INSERT: usize = 100;
-const DATE_FORMAT: &str = "%Y-%m-%d";
+pub(super) const DATE_FORMAT: &str = "%Y-%m-%d";
 const HEADER_COLUMNS: &str = "document_number, coupa_invoice_id, invoice_number, supplier_number, \
                               supplier_name, invoice_date, currency, total, status, created_at";
 
@@ -29,7 +29,7 @@ pub struct SqlErp {
     db: Db,
 }
 
-fn unavailable(what: impl Into<String>) -> impl FnOnce(sqlx::Error) -> ErpError {
+pub(super) fn unavailable(what: impl Into<String>) -> impl FnOnce(sqlx::Error) -> ErpError {
     let what = what.into();
     move |e| ErpError::Unavailable(format!("{what}: {e}"))
 }
@@ -415,6 +415,21 @@ impl Erp for SqlErp {
         coupa_invoice_id: i64,
     ) -> BoxFuture<'a, Result<CancelOutcome, ErpError>> {
         Box::pin(self.cancel(coupa_invoice_id))
+    }
+
+    fn pending_payments(
+        &self,
+        after_id: i64,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<Vec<Result<ErpPayment, MalformedPayment>>, ErpError>> {
+        Box::pin(self.read_pending_payments(after_id, limit))
+    }
+
+    fn settle_payments<'a>(
+        &'a self,
+        outcomes: &'a [(i64, PaymentSync)],
+    ) -> BoxFuture<'a, Result<(), ErpError>> {
+        Box::pin(self.write_payment_outcomes(outcomes))
     }
 }
 

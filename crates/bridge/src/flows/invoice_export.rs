@@ -320,9 +320,6 @@ impl InvoiceExport {
 
     async fn ensure_integration(&self, client: &Client) -> Result<(), FlowError> {
         let code = &self.settings.integration_code;
-        if client.integrations().find_by_code(code).await?.is_some() {
-            return Ok(());
-        }
         let new = NewIntegration {
             name: format!("coupa-bridge: invoices to the ERP ({code})"),
             code: code.clone(),
@@ -332,14 +329,7 @@ impl InvoiceExport {
             end_system_type: "erp".into(),
             integration_type: Some("api".into()),
         };
-        match client.integrations().create(&new).await {
-            Ok(_) => Ok(()),
-            // Created by a lost answer, or by another process meanwhile: look again.
-            Err(e) => match client.integrations().find_by_code(code).await? {
-                Some(_) => Ok(()),
-                None => Err(e.into()),
-            },
-        }
+        crate::flows::ensure_integration(client, &new).await
     }
 
     /// Fails the runs a crashed pass left open (one pass of this flow runs at a time, so any
@@ -679,7 +669,7 @@ impl InvoiceExport {
                     integration_code: s.integration_code.clone(),
                     run: coupa_run,
                     document_type: DOCUMENT_TYPE.into(),
-                    document_id: id.get(),
+                    document_id: Some(id.get()),
                     document_status: Some(status.to_owned()),
                     contact_alert_type: if rejected {
                         ContactAlertType::Functional

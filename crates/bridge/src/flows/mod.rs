@@ -1,7 +1,12 @@
 //! The connector's flows: one module per flow, each a pass over the documents it moves.
 
 pub mod invoice_export;
+pub mod payment_push;
 
+use coupa_api::Client;
+use coupa_api::client::NewIntegration;
+
+use crate::erp::ErpError;
 use crate::store::StoreError;
 
 /// What stops a pass early: credentials, Coupa unreachable for the pass's own calls, the state
@@ -12,6 +17,11 @@ pub enum FlowError {
     Coupa(#[from] coupa_api::Error),
     #[error("state store: {0}")]
     Store(#[from] StoreError),
+    #[error("ERP: {0}")]
+    Erp(#[from] ErpError),
+    /// SFTP refused for good (host key, credentials, configuration).
+    #[error("SFTP: {0}")]
+    Sftp(String),
 }
 
 /// What one pass did, for the summary, the exit code and the dashboard.
@@ -50,5 +60,29 @@ impl PassReport {
     /// Every listed document reached a final state (design.md: exit 0, else 1).
     pub fn complete(&self) -> bool {
         self.transient.is_empty() && self.unreadable.is_empty()
+    }
+}
+
+/// Makes sure the Integration `new.code` exists in Coupa (seed 001: one per orchestration),
+/// creating it when missing.
+pub(crate) async fn ensure_integration(
+    client: &Client,
+    new: &NewIntegration,
+) -> Result<(), FlowError> {
+    if client
+        .integrations()
+        .find_by_code(&new.code)
+        .await?
+        .is_some()
+    {
+        return Ok(());
+    }
+    match client.integrations().create(new).await {
+        Ok(_) => Ok(()),
+        // Created by a lost answer, or by another process meanwhile: look again.
+        Err(e) => match client.integrations().find_by_code(&new.code).await? {
+            Some(_) => Ok(()),
+            None => Err(e.into()),
+        },
     }
 }

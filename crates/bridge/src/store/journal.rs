@@ -114,6 +114,34 @@ impl Store {
         Ok(found)
     }
 
+    /// The documents of `flow` whose current step is one of `steps`, by key: the work a crashed
+    /// or unfinished pass left (e.g. payment files not yet confirmed by Coupa).
+    pub async fn journal_at_steps(
+        &self,
+        flow: &str,
+        steps: &[&str],
+    ) -> Result<Vec<(String, JournalEntry)>, StoreError> {
+        if steps.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT doc_key, step, detail, run_id, updated_at FROM journal \
+             WHERE flow = $1 AND step IN ({}) ORDER BY doc_key",
+            placeholders(2, steps.len())
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(flow);
+        for step in steps {
+            query = query.bind(*step);
+        }
+        let rows = query
+            .fetch_all(self.db.pool())
+            .await
+            .map_err(StoreError::query(format!(
+                "reading the unfinished {flow} documents"
+            )))?;
+        rows.iter().map(|r| read_entry(r, "updated_at")).collect()
+    }
+
     /// Every recorded change of one document, oldest first (`updated_at` is when the change was
     /// made).
     pub async fn journal_history(
@@ -225,6 +253,39 @@ mod tests {
                 .journal_get_many("invoices", &[])
                 .await
                 .expect("empty")
+                .is_empty()
+        );
+    }
+
+    #[tokio::test]
+    async fn at_steps_finds_unfinished_documents_of_one_flow() {
+        let store = Store::connect("sqlite::memory:")
+            .await
+            .expect("in-memory store");
+        for (flow, key, step) in [
+            ("payments", "file:b", "uploaded"),
+            ("payments", "file:a", "prepared"),
+            ("payments", "file:c", "settled"),
+            ("invoices", "file:d", "uploaded"),
+        ] {
+            store
+                .journal_put(flow, key, step, "", None)
+                .await
+                .expect("put");
+        }
+        let found: Vec<String> = store
+            .journal_at_steps("payments", &["prepared", "uploaded"])
+            .await
+            .expect("at steps")
+            .into_iter()
+            .map(|(k, e)| format!("{k}={}", e.step))
+            .collect();
+        assert_eq!(found, vec!["file:a=prepared", "file:b=uploaded"]);
+        assert!(
+            store
+                .journal_at_steps("payments", &[])
+                .await
+                .expect("none")
                 .is_empty()
         );
     }

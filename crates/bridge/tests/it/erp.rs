@@ -1,11 +1,16 @@
 //! The embedded reference ERP on SQLite and PostgreSQL: posting, idempotency (also under
-//! concurrency), rejections, cancelling, reopening.
+//! concurrency), rejections, cancelling, reopening; payments recorded, read a page at a time
+//! (malformed rows named) and settled once.
 
 use std::collections::BTreeSet;
 use std::str::FromStr;
 
 use chrono::NaiveDate;
-use coupa_bridge::erp::{CancelOutcome, Erp, ErpInvoice, ErpInvoiceLine, PostOutcome, SqlErp};
+use coupa_bridge::db;
+use coupa_bridge::erp::{
+    CancelOutcome, Erp, ErpInvoice, ErpInvoiceLine, ErpPayment, ErpPaymentRecord, MalformedPayment,
+    NewErpPayment, PaymentSync, PostOutcome, SqlErp,
+};
 use rust_decimal::Decimal;
 
 use crate::pg::each_backend;
@@ -405,6 +410,724 @@ async fn erp_bad_stored_amount_names_the_row() {
         assert!(
             msg.contains("ERP-000001") && msg.contains("'twelve'"),
             "{msg}"
+        );
+    })
+    .await;
+}
+
+// ---- Payments (erp_payments): recorded by the AP clerk, read and settled by the push flow ----
+
+/// A distinct, valid payment; `n` varies every field that can vary.
+fn payment(n: u32) -> NewErpPayment {
+    NewErpPayment {
+        payment_ref: format!("PAY-{n:06}"),
+        invoice_number: format!("INV-{n}"),
+        supplier_name: (n % 3 != 1).then(|| format!("Supplier {n}")),
+        supplier_number: (n % 3 != 2).then(|| format!("SUP-{n}")),
+        // Scale two, kept as written (12.50, not 12.5).
+        amount: dec("12.50") + Decimal::new(i64::from(n), 2),
+        currency: if n % 2 == 0 { "USD" } else { "EUR" }.into(),
+        payment_date: date("2026-03-01") + chrono::Days::new(u64::from(n % 28)),
+        check_number: (n % 4 != 0).then(|| format!("CHK-{n}")),
+        paid_in_full: n % 2 == 0,
+    }
+}
+
+/// What `pending_payments` must answer for a recorded payment.
+fn as_read(id: i64, p: &NewErpPayment) -> Result<ErpPayment, MalformedPayment> {
+    Ok(ErpPayment {
+        id,
+        payment_ref: p.payment_ref.clone(),
+        invoice_number: p.invoice_number.clone(),
+        supplier_name: p.supplier_name.clone(),
+        supplier_number: p.supplier_number.clone(),
+        amount: p.amount,
+        currency: p.currency.clone(),
+        payment_date: p.payment_date,
+        check_number: p.check_number.clone(),
+        paid_in_full: p.paid_in_full,
+    })
+}
+
+fn ids_of(page: &[Result<ErpPayment, MalformedPayment>]) -> Vec<i64> {
+    page.iter()
+        .map(|r| match r {
+            Ok(p) => p.id,
+            Err(m) => m.id,
+        })
+        .collect()
+}
+
+fn by_id(records: &[ErpPaymentRecord], id: i64) -> &ErpPaymentRecord {
+    records
+        .iter()
+        .find(|r| r.id == id)
+        .unwrap_or_else(|| panic!("payment row {id} is missing"))
+}
+
+#[tokio::test]
+async fn erp_payments_page_in_id_order_and_settle_once() {
+    each_backend("erp_payments_settle", |url| async move {
+        let erp = SqlErp::connect(&url).await.expect("connecting the ERP");
+        assert!(
+            erp.pending_payments(0, 10)
+                .await
+                .expect("empty ledger")
+                .is_empty()
+        );
+        assert_eq!(erp.payment_counts().await.expect("counts"), (0, 0, 0));
+
+        let recorded: Vec<NewErpPayment> = (1..=5).map(payment).collect();
+        let ids = erp.record_payments(&recorded).await.expect("record");
+        assert_eq!(ids.len(), recorded.len());
+        assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids ascend: {ids:?}");
+
+        // As stored: the text the clerk's values were written as, all pending.
+        let stored = erp.payments().await.expect("list");
+        assert_eq!(stored.iter().map(|r| r.id).collect::<Vec<_>>(), ids);
+        for (r, p) in stored.iter().zip(&recorded) {
+            assert_eq!(r.payment_ref, p.payment_ref);
+            assert_eq!(r.invoice_number, p.invoice_number);
+            assert_eq!(r.supplier_name, p.supplier_name);
+            assert_eq!(r.supplier_number, p.supplier_number);
+            assert_eq!(r.amount, p.amount.to_string());
+            assert_eq!(r.currency, p.currency);
+            assert_eq!(
+                r.payment_date,
+                p.payment_date.format("%Y-%m-%d").to_string()
+            );
+            assert_eq!(r.check_number, p.check_number);
+            assert_eq!(r.paid_in_full, p.paid_in_full);
+            assert_eq!(r.sync_status, "pending");
+            assert_eq!(
+                (&r.sync_error, r.coupa_invoice_id, &r.synced_at),
+                (&None, None, &None)
+            );
+        }
+        assert_eq!(erp.payment_counts().await.expect("counts"), (5, 0, 0));
+
+        // Paging: after_id and limit, in id order, until nothing is left.
+        let expected: Vec<_> = ids
+            .iter()
+            .zip(&recorded)
+            .map(|(id, p)| as_read(*id, p))
+            .collect();
+        let mut pages = Vec::new();
+        let mut after = 0;
+        loop {
+            let page = erp.pending_payments(after, 2).await.expect("page");
+            if page.is_empty() {
+                break;
+            }
+            assert!(page.len() <= 2, "{page:?}");
+            after = *ids_of(&page).last().expect("a non-empty page");
+            pages.push(page);
+        }
+        assert_eq!(
+            pages.iter().map(Vec::len).collect::<Vec<_>>(),
+            vec![2, 2, 1]
+        );
+        assert_eq!(pages.concat(), expected);
+        assert_eq!(
+            erp.pending_payments(ids[1], 100)
+                .await
+                .expect("after the second"),
+            expected[2..].to_vec()
+        );
+        assert!(
+            erp.pending_payments(0, 0)
+                .await
+                .expect("limit 0")
+                .is_empty()
+        );
+
+        // Settle three: one synced, two failed (with and without a Coupa invoice).
+        let before = db::now();
+        let outcomes = vec![
+            (
+                ids[0],
+                PaymentSync::Synced {
+                    coupa_invoice_id: 9001,
+                },
+            ),
+            (
+                ids[2],
+                PaymentSync::Failed {
+                    reason: "no Coupa invoice INV-3 for this supplier".into(),
+                    coupa_invoice_id: None,
+                },
+            ),
+            (
+                ids[3],
+                PaymentSync::Failed {
+                    reason: "the invoice is voided in Coupa".into(),
+                    coupa_invoice_id: Some(9004),
+                },
+            ),
+        ];
+        erp.settle_payments(&outcomes).await.expect("settle");
+        assert_eq!(
+            erp.pending_payments(0, 100).await.expect("pending"),
+            vec![expected[1].clone(), expected[4].clone()]
+        );
+        assert_eq!(erp.payment_counts().await.expect("counts"), (2, 1, 2));
+
+        let settled = erp.payments().await.expect("list");
+        let synced = by_id(&settled, ids[0]);
+        assert_eq!(synced.sync_status, "synced");
+        assert_eq!(synced.sync_error, None);
+        assert_eq!(synced.coupa_invoice_id, Some(9001));
+        let at = db::parse_timestamp(synced.synced_at.as_deref().expect("synced_at is set"))
+            .expect("synced_at is RFC 3339");
+        assert!(
+            before <= at && at <= db::now(),
+            "{at} not in [{before}, now]"
+        );
+        let failed = by_id(&settled, ids[2]);
+        assert_eq!(failed.sync_status, "failed");
+        assert_eq!(
+            failed.sync_error.as_deref(),
+            Some("no Coupa invoice INV-3 for this supplier")
+        );
+        assert_eq!((failed.coupa_invoice_id, &failed.synced_at), (None, &None));
+        let failed = by_id(&settled, ids[3]);
+        assert_eq!(failed.sync_status, "failed");
+        assert_eq!(
+            failed.sync_error.as_deref(),
+            Some("the invoice is voided in Coupa")
+        );
+        assert_eq!(failed.coupa_invoice_id, Some(9004));
+        for untouched in [ids[1], ids[4]] {
+            assert_eq!(by_id(&settled, untouched).sync_status, "pending");
+        }
+
+        // Settling the same rows again, even with other outcomes, changes nothing.
+        let contrary = vec![
+            (
+                ids[0],
+                PaymentSync::Failed {
+                    reason: "late".into(),
+                    coupa_invoice_id: None,
+                },
+            ),
+            (
+                ids[2],
+                PaymentSync::Synced {
+                    coupa_invoice_id: 1,
+                },
+            ),
+            (
+                ids[3],
+                PaymentSync::Synced {
+                    coupa_invoice_id: 2,
+                },
+            ),
+        ];
+        erp.settle_payments(&outcomes).await.expect("settle again");
+        erp.settle_payments(&contrary)
+            .await
+            .expect("settle contrary");
+        erp.settle_payments(&[]).await.expect("settle nothing");
+        assert_eq!(erp.payments().await.expect("list"), settled);
+        assert_eq!(erp.payment_counts().await.expect("counts"), (2, 1, 2));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn erp_settle_leaves_rows_a_person_changed() {
+    each_backend("erp_payments_by_hand", |url| async move {
+        let erp = SqlErp::connect(&url).await.expect("connecting the ERP");
+        let ids = erp
+            .record_payments(&(1..=4).map(payment).collect::<Vec<_>>())
+            .await
+            .expect("record");
+        // While the flow talks to Coupa, AP fails the second row by hand.
+        sqlx::query(
+            "UPDATE erp_payments SET sync_status = 'failed', sync_error = 'voided by AP' \
+             WHERE id = $1",
+        )
+        .bind(ids[1])
+        .execute(erp.db().pool())
+        .await
+        .expect("failing a row by hand");
+        let unknown_id = ids[3] + 1000;
+        let outcomes: Vec<(i64, PaymentSync)> = ids[..3]
+            .iter()
+            .chain([&unknown_id])
+            .map(|id| {
+                (
+                    *id,
+                    PaymentSync::Synced {
+                        coupa_invoice_id: 500 + id,
+                    },
+                )
+            })
+            // The same row twice: the first outcome counts, as if written one at a time.
+            .chain([(
+                ids[2],
+                PaymentSync::Failed {
+                    reason: "a second answer".into(),
+                    coupa_invoice_id: None,
+                },
+            )])
+            .collect();
+        erp.settle_payments(&outcomes).await.expect("settle");
+
+        let rows = erp.payments().await.expect("list");
+        assert_eq!(rows.len(), 4, "no row appeared for the unknown id");
+        let by_hand = by_id(&rows, ids[1]);
+        assert_eq!(by_hand.sync_status, "failed");
+        assert_eq!(by_hand.sync_error.as_deref(), Some("voided by AP"));
+        assert_eq!(
+            (by_hand.coupa_invoice_id, &by_hand.synced_at),
+            (None, &None)
+        );
+        for id in [ids[0], ids[2]] {
+            let r = by_id(&rows, id);
+            assert_eq!(r.sync_status, "synced", "row {id}");
+            assert_eq!(r.coupa_invoice_id, Some(500 + id));
+            assert_eq!(r.sync_error, None);
+        }
+        assert_eq!(by_id(&rows, ids[3]).sync_status, "pending");
+        assert_eq!(erp.payment_counts().await.expect("counts"), (1, 2, 1));
+
+        // A person fixes the failed row and sets it pending again: it is read and settled anew.
+        sqlx::query("UPDATE erp_payments SET sync_status = 'pending' WHERE id = $1")
+            .bind(ids[1])
+            .execute(erp.db().pool())
+            .await
+            .expect("setting a row pending by hand");
+        assert_eq!(
+            ids_of(&erp.pending_payments(0, 10).await.expect("pending")),
+            vec![ids[1], ids[3]]
+        );
+        erp.settle_payments(&[(
+            ids[1],
+            PaymentSync::Synced {
+                coupa_invoice_id: 77,
+            },
+        )])
+        .await
+        .expect("settle the fixed row");
+        let fixed = by_id(&erp.payments().await.expect("list"), ids[1]).clone();
+        assert_eq!(fixed.sync_status, "synced");
+        assert_eq!(fixed.sync_error, None, "the old error is cleared");
+        assert_eq!(fixed.coupa_invoice_id, Some(77));
+    })
+    .await;
+}
+
+/// Inserts a row as a person might type it into the ERP, bypassing `record_payments`.
+#[allow(clippy::too_many_arguments)]
+async fn insert_raw(
+    erp: &SqlErp,
+    payment_ref: &str,
+    invoice_number: &str,
+    supplier_name: Option<&str>,
+    supplier_number: Option<&str>,
+    amount: &str,
+    currency: &str,
+    payment_date: &str,
+    check_number: Option<&str>,
+) -> i64 {
+    use sqlx::Row;
+    sqlx::query(
+        "INSERT INTO erp_payments (payment_ref, invoice_number, supplier_name, supplier_number, \
+         amount, currency, payment_date, check_number, paid_in_full) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
+    )
+    .bind(payment_ref)
+    .bind(invoice_number)
+    .bind(supplier_name)
+    .bind(supplier_number)
+    .bind(amount)
+    .bind(currency)
+    .bind(payment_date)
+    .bind(check_number)
+    .bind(true)
+    .fetch_one(erp.db().pool())
+    .await
+    .and_then(|row| row.try_get("id"))
+    .unwrap_or_else(|e| panic!("inserting {payment_ref} by hand: {e}"))
+}
+
+#[tokio::test]
+async fn erp_malformed_payment_rows_are_named_while_good_rows_read() {
+    each_backend("erp_payments_malformed", |url| async move {
+        let erp = SqlErp::connect(&url).await.expect("connecting the ERP");
+        let first = payment(1);
+        let first_id = erp.record_payments(&[first.clone()]).await.expect("record")[0];
+
+        let long_check = "9".repeat(256);
+        let (n, s) = (Some("Acme"), Some("SUP-1"));
+        // (payment_ref, id, what the reason must contain)
+        let bad = [
+            (
+                "BAD-AMOUNT",
+                insert_raw(
+                    &erp,
+                    "BAD-AMOUNT",
+                    "INV-1",
+                    n,
+                    s,
+                    "12,50",
+                    "USD",
+                    "2026-03-01",
+                    None,
+                )
+                .await,
+                "amount '12,50' is not a decimal",
+            ),
+            (
+                "BAD-DATE",
+                insert_raw(
+                    &erp,
+                    "BAD-DATE",
+                    "INV-1",
+                    n,
+                    s,
+                    "12.50",
+                    "USD",
+                    "2026-13-01",
+                    None,
+                )
+                .await,
+                "payment_date '2026-13-01' is not a date (YYYY-MM-DD)",
+            ),
+            (
+                "NO-INVOICE",
+                insert_raw(
+                    &erp,
+                    "NO-INVOICE",
+                    "   ",
+                    n,
+                    s,
+                    "12.50",
+                    "USD",
+                    "2026-03-01",
+                    None,
+                )
+                .await,
+                "invoice_number is empty",
+            ),
+            (
+                "NO-SUPPLIER",
+                insert_raw(
+                    &erp,
+                    "NO-SUPPLIER",
+                    "INV-1",
+                    Some(" "),
+                    None,
+                    "12.50",
+                    "USD",
+                    "2026-03-01",
+                    None,
+                )
+                .await,
+                "neither supplier_name nor supplier_number is set",
+            ),
+            (
+                "NEGATIVE",
+                insert_raw(
+                    &erp,
+                    "NEGATIVE",
+                    "INV-1",
+                    n,
+                    s,
+                    "-5",
+                    "USD",
+                    "2026-03-01",
+                    None,
+                )
+                .await,
+                "amount must be above zero, is -5",
+            ),
+            (
+                "ZERO",
+                insert_raw(
+                    &erp,
+                    "ZERO",
+                    "INV-1",
+                    n,
+                    s,
+                    "0.00",
+                    "USD",
+                    "2026-03-01",
+                    None,
+                )
+                .await,
+                "amount must be above zero, is 0.00",
+            ),
+            (
+                "NO-CURRENCY",
+                insert_raw(
+                    &erp,
+                    "NO-CURRENCY",
+                    "INV-1",
+                    n,
+                    s,
+                    "12.50",
+                    "",
+                    "2026-03-01",
+                    None,
+                )
+                .await,
+                "currency is empty",
+            ),
+            (
+                "LONG-CHECK",
+                insert_raw(
+                    &erp,
+                    "LONG-CHECK",
+                    "INV-1",
+                    n,
+                    s,
+                    "12.50",
+                    "USD",
+                    "2026-03-01",
+                    Some(&long_check),
+                )
+                .await,
+                "check_number is longer than 255 characters",
+            ),
+        ];
+        // A hand-typed row that is fine once trimmed reads as a payment.
+        let typed_id = insert_raw(
+            &erp,
+            " TYPED ",
+            " INV-9 ",
+            Some(" "),
+            Some(" SUP-9 "),
+            " 7.5 ",
+            " USD ",
+            " 2026-03-02 ",
+            Some("  "),
+        )
+        .await;
+        let last = payment(2);
+        let last_id = erp.record_payments(&[last.clone()]).await.expect("record")[0];
+
+        let page = erp
+            .pending_payments(0, 100)
+            .await
+            .expect("no error for bad rows");
+        let mut want_ids = vec![first_id];
+        want_ids.extend(bad.iter().map(|b| b.1));
+        want_ids.extend([typed_id, last_id]);
+        assert_eq!(ids_of(&page), want_ids, "every pending row, in id order");
+        assert_eq!(page[0], as_read(first_id, &first));
+        for ((payment_ref, id, reason), got) in bad.iter().zip(&page[1..]) {
+            match got {
+                Err(m) => {
+                    assert_eq!((m.id, m.payment_ref.as_str()), (*id, *payment_ref));
+                    assert!(m.reason.contains(reason), "{payment_ref}: {}", m.reason);
+                }
+                Ok(p) => panic!("{payment_ref} should be malformed, read as {p:?}"),
+            }
+        }
+        assert_eq!(
+            page[page.len() - 2],
+            Ok(ErpPayment {
+                id: typed_id,
+                payment_ref: "TYPED".into(),
+                invoice_number: "INV-9".into(),
+                supplier_name: None,
+                supplier_number: Some("SUP-9".into()),
+                amount: dec("7.5"),
+                currency: "USD".into(),
+                payment_date: date("2026-03-02"),
+                check_number: None,
+                paid_in_full: true,
+            })
+        );
+        assert_eq!(page[page.len() - 1], as_read(last_id, &last));
+
+        // A page starting inside the bad rows reads the same rows the same way.
+        let from_middle = erp.pending_payments(bad[2].1, 3).await.expect("page");
+        assert_eq!(from_middle, page[4..7].to_vec());
+
+        // The listing shows malformed rows exactly as stored.
+        let stored = erp.payments().await.expect("list");
+        assert_eq!(by_id(&stored, bad[0].1).amount, "12,50");
+        assert_eq!(by_id(&stored, bad[1].1).payment_date, "2026-13-01");
+        assert_eq!(by_id(&stored, typed_id).payment_ref, " TYPED ");
+
+        // Failing the malformed rows with their reasons takes them out of the queue.
+        let outcomes: Vec<(i64, PaymentSync)> = page
+            .iter()
+            .filter_map(|r| r.as_ref().err())
+            .map(|m| {
+                (
+                    m.id,
+                    PaymentSync::Failed {
+                        reason: m.reason.clone(),
+                        coupa_invoice_id: None,
+                    },
+                )
+            })
+            .collect();
+        assert_eq!(outcomes.len(), bad.len());
+        erp.settle_payments(&outcomes).await.expect("settle");
+        assert_eq!(
+            ids_of(&erp.pending_payments(0, 100).await.expect("pending")),
+            vec![first_id, typed_id, last_id]
+        );
+        let stored = erp.payments().await.expect("list");
+        for (_, id, reason) in &bad {
+            let r = by_id(&stored, *id);
+            assert_eq!(r.sync_status, "failed");
+            assert!(
+                r.sync_error.as_deref().is_some_and(|e| e.contains(reason)),
+                "{r:?}"
+            );
+        }
+        assert_eq!(erp.payment_counts().await.expect("counts"), (3, 0, 8));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn erp_record_payments_refuses_known_refs_and_records_nothing() {
+    each_backend("erp_payments_duplicate", |url| async move {
+        let erp = SqlErp::connect(&url).await.expect("connecting the ERP");
+        let first = erp.record_payments(&[payment(1)]).await.expect("record");
+        let before = erp.payments().await.expect("list");
+
+        let err = erp
+            .record_payments(&[payment(2), payment(1), payment(3)])
+            .await
+            .expect_err("PAY-000001 is recorded already");
+        let msg = err.to_string();
+        assert!(
+            msg.contains("'PAY-000001'") && msg.contains("already recorded"),
+            "{msg}"
+        );
+        assert!(
+            !msg.contains("PAY-000002"),
+            "only the clash is named: {msg}"
+        );
+
+        // The same ref twice in one batch is refused too.
+        let mut twin = payment(5);
+        twin.amount = dec("1.00");
+        let err = erp
+            .record_payments(&[payment(4), payment(5), twin])
+            .await
+            .expect_err("PAY-000005 twice");
+        assert!(err.to_string().contains("'PAY-000005'"), "{err}");
+
+        // The clash sits past the first INSERT of a large batch: the rows before it go too.
+        let mut many: Vec<NewErpPayment> = (10..2_510).map(payment).collect();
+        many.push(payment(1));
+        let err = erp
+            .record_payments(&many)
+            .await
+            .expect_err("a clash at the end");
+        assert!(err.to_string().contains("'PAY-000001'"), "{err}");
+
+        assert_eq!(
+            erp.payments().await.expect("list"),
+            before,
+            "nothing was recorded"
+        );
+        assert_eq!(erp.payment_counts().await.expect("counts"), (1, 0, 0));
+        assert_eq!(
+            ids_of(&erp.pending_payments(0, 10).await.expect("pending")),
+            first
+        );
+
+        // Without the clash the same payments record, after the first one.
+        let ids = erp
+            .record_payments(&[payment(2), payment(3)])
+            .await
+            .expect("record");
+        assert!(first[0] < ids[0] && ids[0] < ids[1], "{first:?} {ids:?}");
+        assert!(erp.record_payments(&[]).await.expect("nothing").is_empty());
+        assert_eq!(erp.payment_counts().await.expect("counts"), (3, 0, 0));
+    })
+    .await;
+}
+
+/// Batches cross the per-statement chunk sizes: every row is recorded, read and settled once.
+#[tokio::test]
+async fn erp_payments_in_bulk_keep_order_and_settle_in_one_call() {
+    each_backend("erp_payments_bulk", |url| async move {
+        let erp = SqlErp::connect(&url).await.expect("connecting the ERP");
+        let recorded: Vec<NewErpPayment> = (1..=2_345).map(payment).collect();
+        let ids = erp.record_payments(&recorded).await.expect("record");
+        assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids ascend");
+        let stored = erp.payments().await.expect("list");
+        let refs: Vec<&str> = stored.iter().map(|r| r.payment_ref.as_str()).collect();
+        let want: Vec<&str> = recorded.iter().map(|p| p.payment_ref.as_str()).collect();
+        assert_eq!(refs, want, "rows in the given order");
+
+        let mut read = Vec::new();
+        let mut after = 0;
+        loop {
+            let page = erp.pending_payments(after, 1_000).await.expect("page");
+            let Some(last) = ids_of(&page).last().copied() else {
+                break;
+            };
+            after = last;
+            read.extend(page);
+        }
+        let expected: Vec<_> = ids
+            .iter()
+            .zip(&recorded)
+            .map(|(id, p)| as_read(*id, p))
+            .collect();
+        assert_eq!(read, expected);
+
+        // Every third fails, the rest sync: one call, over several UPDATE chunks.
+        let outcomes: Vec<(i64, PaymentSync)> = ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| {
+                let outcome = if i % 3 == 0 {
+                    PaymentSync::Failed {
+                        reason: format!("reason {i}"),
+                        coupa_invoice_id: None,
+                    }
+                } else {
+                    PaymentSync::Synced {
+                        coupa_invoice_id: 10_000 + id,
+                    }
+                };
+                (*id, outcome)
+            })
+            .collect();
+        erp.settle_payments(&outcomes).await.expect("settle");
+        let failed = outcomes
+            .iter()
+            .filter(|(_, o)| matches!(o, PaymentSync::Failed { .. }))
+            .count() as u64;
+        assert_eq!(
+            erp.payment_counts().await.expect("counts"),
+            (0, ids.len() as u64 - failed, failed)
+        );
+        for (r, (id, outcome)) in erp.payments().await.expect("list").iter().zip(&outcomes) {
+            assert_eq!(r.id, *id);
+            match outcome {
+                PaymentSync::Synced { coupa_invoice_id } => {
+                    assert_eq!(
+                        (r.sync_status.as_str(), r.coupa_invoice_id),
+                        ("synced", Some(*coupa_invoice_id))
+                    );
+                }
+                PaymentSync::Failed { reason, .. } => {
+                    assert_eq!(
+                        (r.sync_status.as_str(), r.sync_error.as_deref()),
+                        ("failed", Some(reason.as_str()))
+                    );
+                }
+            }
+        }
+        assert!(
+            erp.pending_payments(0, 10)
+                .await
+                .expect("pending")
+                .is_empty()
         );
     })
     .await;

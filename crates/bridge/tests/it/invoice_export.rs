@@ -9,7 +9,10 @@ use coupa_api::observe::Recorder;
 use coupa_api::{Client, ClientConfig, Format, SecretString};
 use coupa_bridge::commands::demo::{seed_erp_from_sim, sqlite_url};
 use coupa_bridge::erp::sql::SqlErp;
-use coupa_bridge::erp::{BoxFuture, CancelOutcome, Erp, ErpError, ErpInvoice, PostOutcome};
+use coupa_bridge::erp::{
+    BoxFuture, CancelOutcome, Erp, ErpError, ErpInvoice, ErpPayment, MalformedPayment, PaymentSync,
+    PostOutcome,
+};
 use coupa_bridge::flows::PassReport;
 use coupa_bridge::flows::invoice_export::{InvoiceExport, Monitoring, Settings};
 use coupa_bridge::store::Store;
@@ -383,6 +386,21 @@ impl Erp for DownErp {
     }
 
     fn cancel_invoice<'a>(&'a self, _: i64) -> BoxFuture<'a, Result<CancelOutcome, ErpError>> {
+        Box::pin(async { Err(ErpError::Unavailable("connection refused".into())) })
+    }
+
+    fn pending_payments(
+        &self,
+        _: i64,
+        _: usize,
+    ) -> BoxFuture<'_, Result<Vec<Result<ErpPayment, MalformedPayment>>, ErpError>> {
+        Box::pin(async { Err(ErpError::Unavailable("connection refused".into())) })
+    }
+
+    fn settle_payments<'a>(
+        &'a self,
+        _: &'a [(i64, PaymentSync)],
+    ) -> BoxFuture<'a, Result<(), ErpError>> {
         Box::pin(async { Err(ErpError::Unavailable("connection refused".into())) })
     }
 }

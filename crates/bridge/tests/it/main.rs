@@ -6,4 +6,5 @@ mod crash;
 mod erp;
 mod invoice_export;
 mod pg;
+mod sftp;
 mod store;

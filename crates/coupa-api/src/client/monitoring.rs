@@ -26,7 +26,9 @@ pub struct NewMonitoringRecord {
     pub run: Option<IntegrationRunId>,
     /// `InvoiceHeader`, `CoupaPay::Payment`, ...
     pub document_type: String,
-    pub document_id: i64,
+    /// The Coupa document concerned; history records need one, an error may have none (a
+    /// payment the ERP made for an invoice Coupa does not have).
+    pub document_id: Option<i64>,
     pub document_status: Option<String>,
     pub contact_alert_type: ContactAlertType,
     /// `Success` or `Error` on history records.
@@ -41,12 +43,14 @@ impl NewMonitoringRecord {
     fn to_value(&self) -> Value {
         let mut o = Object::new()
             .with("document-type", self.document_type.as_str())
-            .with("document-id", self.document_id)
             .with("contact-alert-type", self.contact_alert_type.as_str())
             .with(
                 "integration",
                 Object::new().with("code", self.integration_code.as_str()),
             );
+        if let Some(id) = self.document_id {
+            o.insert("document-id", id);
+        }
         if let Some(run) = self.run {
             o.insert("integration-run", Object::new().with("id", run));
         }

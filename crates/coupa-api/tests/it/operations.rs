@@ -328,7 +328,7 @@ async fn integrations_runs_history_records_and_errors_in_both_formats() {
             integration_code: "ERP-INVOICES".into(),
             run: Some(run.id),
             document_type: "InvoiceHeader".into(),
-            document_id: 1001,
+            document_id: Some(1001),
             document_status: Some("approved".into()),
             contact_alert_type: ContactAlertType::Functional,
             status: Some("Success".into()),
@@ -360,7 +360,7 @@ async fn integrations_runs_history_records_and_errors_in_both_formats() {
         assert!(!open.iter().any(|r| r.as_ref().is_ok_and(|r| r.id == h.id)));
 
         let failure = NewMonitoringRecord {
-            document_id: 1002,
+            document_id: Some(1002),
             contact_alert_type: ContactAlertType::Both,
             status: Some("Error".into()),
             external_id: None,
