@@ -2,8 +2,11 @@
 //!
 //! Starts the Coupa simulator in-process (seeded), creates the embedded reference ERP and the
 //! state store in a fresh data folder, loads the ERP's supplier master and closed periods from
-//! what the simulator's suppliers look like, and runs the flows that exist end to end, twice:
-//! the second pass shows there is nothing left to do. Prints a summary and the data folder.
+//! what the simulator's suppliers look like, and runs the flows that exist end to end: the
+//! invoice export twice (the second pass shows there is nothing left to do), then the ERP pays a
+//! share of the invoices it booked (with a few payments that match nothing or too much) and the
+//! payment push sends half of them by API and half as a CSV file over SFTP. Prints a summary and
+//! the data folder.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -16,9 +19,15 @@ use coupa_api::{Client, ClientConfig, SecretString};
 use coupa_sim::SimConfig;
 use coupa_sim::config::{DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET};
 
+use chrono::Days;
+use rust_decimal::Decimal;
+
+use crate::config::{PaymentTransport, PaymentsConfig, SftpConfig};
 use crate::erp::sql::SqlErp;
+use crate::erp::{ErpInvoiceRecord, NewErpPayment};
 use crate::flows::PassReport;
 use crate::flows::invoice_export::{InvoiceExport, Monitoring, Settings};
+use crate::flows::payment_push::PaymentPush;
 use crate::store::Store;
 use crate::store::call_log::CallLog;
 
@@ -87,6 +96,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let sim = coupa_sim::spawn(SimConfig {
         seed: args.seed,
         invoices: args.invoices,
+        // Coupa picks payment files up every 3 to 6 minutes; the demo has no such patience.
+        csv_pickup: std::time::Duration::from_millis(200),
         ..SimConfig::default()
     })
     .await
@@ -134,22 +145,151 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         .await
         .context("invoice export, second pass")?;
     drop(invoices);
+
+    // The ERP pays a share of what it booked: half the payments go by API, half by CSV.
+    let booked = erp.invoices().await.context("reading the ERP")?;
+    let (api_half, csv_half) = booked.split_at(booked.len() / 2);
+    let mut pushes = Vec::new();
+    for (transport, half, prefix) in [
+        (PaymentTransport::Api, api_half, "API"),
+        (PaymentTransport::Csv, csv_half, "CSV"),
+    ] {
+        let batch = erp_payments_for(half, prefix);
+        erp.record_payments(&batch)
+            .await
+            .context("recording the ERP's payments")?;
+        let push = PaymentPush::new(
+            client.clone(),
+            Arc::new(erp.clone()),
+            store.clone(),
+            PaymentsConfig {
+                transport,
+                sftp: SftpConfig {
+                    host: Some(sim.sftp_addr.ip().to_string()),
+                    port: sim.sftp_addr.port(),
+                    username: Some(coupa_sim::config::DEFAULT_SFTP_USER.into()),
+                    password: Some(SecretString::from(coupa_sim::config::DEFAULT_SFTP_PASSWORD)),
+                    host_key: Some(sim.sftp_host_key.clone()),
+                    result_timeout_secs: 60,
+                    ..SftpConfig::default()
+                },
+                ..PaymentsConfig::default()
+            },
+        );
+        let report = push.run().await.context("payment push")?;
+        let again = push.run().await.context("payment push, second pass")?;
+        pushes.push((transport, report, again));
+    }
     drop(client);
     call_log_task.flush().await;
 
     let erp_rows = erp.invoices().await.context("reading the ERP")?;
     print_summary(&first, &second, &sim, erp_rows.len(), args.monitoring);
-    println!("  time                    {:.2?}", started.elapsed());
+    for (transport, report, again) in &pushes {
+        print_payments(*transport, report, again);
+    }
+    println!("\n  time                    {:.2?}", started.elapsed());
     println!("  data folder             {}", data_dir.display());
-    println!("    erp.db    the reference ERP (erp_invoices, erp_invoice_lines, ...)");
+    println!("    erp.db    the reference ERP (erp_invoices, erp_payments, ...)");
     println!("    state.db  runs, the per-document journal, every Coupa call");
-    println!("  (payment push and Coupa Pay export join this demo as issues 5 and 6 land)");
+    println!("  (Coupa Pay export joins this demo as issue 6 lands)");
     if args.serve {
         println!("\nServing the simulator until Ctrl-C.");
         let _ = tokio::signal::ctrl_c().await;
     }
     sim.shutdown().await;
     Ok(())
+}
+
+/// Payments the ERP makes for a share of the invoices it booked, deterministic from their order:
+/// every third open invoice is paid in full with one check; every sixth, from the fifth, in two
+/// payments (the second without a check number), by supplier name. Then two payments a person
+/// must look at: for invoices Coupa does not have.
+pub fn erp_payments_for(invoices: &[ErpInvoiceRecord], prefix: &str) -> Vec<NewErpPayment> {
+    let mut out = Vec::new();
+    let next = |out: &mut Vec<NewErpPayment>, inv: &ErpInvoiceRecord, amount: Decimal| {
+        let n = out.len() + 1;
+        out.push(NewErpPayment {
+            payment_ref: format!("{prefix}-{n:06}"),
+            invoice_number: inv.invoice_number.clone(),
+            supplier_name: inv.supplier_name.clone(),
+            supplier_number: inv.supplier_number.clone(),
+            amount,
+            currency: inv.currency.clone(),
+            payment_date: inv
+                .invoice_date
+                .checked_add_days(Days::new(30))
+                .unwrap_or(inv.invoice_date),
+            check_number: Some(format!("{}", 100_000 + n)),
+            paid_in_full: false,
+        });
+    };
+    let open: Vec<&ErpInvoiceRecord> = invoices
+        .iter()
+        .filter(|i| i.status == "open" && i.total > Decimal::ZERO)
+        .collect();
+    for (i, inv) in open.iter().enumerate() {
+        if i % 3 == 0 {
+            next(&mut out, inv, inv.total);
+            if let Some(p) = out.last_mut() {
+                p.paid_in_full = true;
+            }
+        } else if i % 6 == 4 {
+            let first = (inv.total * Decimal::new(4, 1)).round_dp(inv.total.scale());
+            next(&mut out, inv, first);
+            next(&mut out, inv, inv.total - first);
+            if let Some(p) = out.last_mut() {
+                p.paid_in_full = true;
+                p.check_number = None;
+            }
+            let len = out.len();
+            for p in &mut out[len - 2..] {
+                p.supplier_number = None;
+            }
+        }
+    }
+    if let Some(inv) = open.first() {
+        for k in 1..=2 {
+            let mut missing = (*inv).clone();
+            missing.invoice_number = format!("NO-SUCH-{k}");
+            next(&mut out, &missing, Decimal::new(10_000, 2));
+        }
+    }
+    out
+}
+
+fn print_payments(transport: PaymentTransport, first: &PassReport, second: &PassReport) {
+    let how = match transport {
+        PaymentTransport::Api => "by API: one PUT per invoice",
+        PaymentTransport::Csv => "by CSV over SFTP: a file, then the loader's result",
+    };
+    println!();
+    println!("Payment push ({how})");
+    println!("  ERP payments read       {}", first.listed);
+    println!("  added to Coupa          {}", first.posted);
+    println!("  synced (incl. already)  {}", first.exported);
+    println!("  failed, alerted         {}", first.rejected.len());
+    for (id, why) in first.rejected.iter().take(5) {
+        println!("    payment {id}: {why}");
+    }
+    println!("  left for the next pass  {}", first.transient.len());
+    for (id, why) in first.transient.iter().take(5) {
+        println!("    payment {id}: {why}");
+    }
+    println!(
+        "  API calls               {} ({:.2} per payment added)",
+        first.api_calls,
+        if first.posted == 0 {
+            0.0
+        } else {
+            first.api_calls as f64 / first.posted as f64
+        }
+    );
+    println!("  pass time               {:.2}s", first.seconds);
+    println!(
+        "  second pass             {} read, {} Coupa calls (nothing pending)",
+        second.listed, second.api_calls
+    );
 }
 
 fn print_summary(

@@ -69,6 +69,7 @@ pub async fn write(client: &Client, id: InvoiceId, plan: InvoicePlan) -> Outcome
             .await
             .map(Some)
     };
+    crate::failpoint::hit("payment-written");
     let answer: Result<Option<Invoice>, coupa_api::Error> = match result {
         // Only a 4xx says for sure that nothing was written; after anything else (a lost
         // answer, a 5xx, an unreadable body) look before anything is sent again.

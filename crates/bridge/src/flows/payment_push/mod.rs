@@ -454,6 +454,7 @@ impl Pass<'_> {
         }
         if !out.settled.is_empty() {
             self.flow.erp.settle_payments(&out.settled).await?;
+            crate::failpoint::hit("payments-settled");
         }
         for entry in &out.files_done {
             // A FileEntry is plain data; serialising it cannot fail.
