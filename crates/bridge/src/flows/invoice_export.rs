@@ -336,20 +336,7 @@ impl InvoiceExport {
     /// open run of the integration is an orphan), then opens this pass's run with its total.
     async fn open_coupa_run(&self, client: &Client) -> Result<IntegrationRunId, FlowError> {
         let code = &self.settings.integration_code;
-        let open = client
-            .runs()
-            .list(
-                Query::new()
-                    .eq(["integration", "code"], code.as_str())
-                    .is_in("status", ["pending", "running"])
-                    .fields(Fields::new(["id", "status"])),
-            )
-            .collect_all()
-            .await?;
-        for run in open.into_iter().flatten() {
-            tracing::info!(run = %run.id, "failing an integration run a crashed pass left open");
-            client.runs().fail(run.id).await?;
-        }
+        crate::flows::fail_orphan_runs(client, code).await?;
         let mut total = 0u64;
         let mut ids = client
             .invoices()

@@ -5,6 +5,7 @@ pub mod payment_push;
 
 use coupa_api::Client;
 use coupa_api::client::NewIntegration;
+use coupa_api::query::{Fields, Query};
 
 use crate::erp::ErpError;
 use crate::store::StoreError;
@@ -85,4 +86,24 @@ pub(crate) async fn ensure_integration(
             None => Err(e.into()),
         },
     }
+}
+
+/// Fails the integration runs of `code` a crashed pass left open. One pass of a flow runs at a
+/// time, so any open run of its integration is an orphan.
+pub(crate) async fn fail_orphan_runs(client: &Client, code: &str) -> Result<(), FlowError> {
+    let open = client
+        .runs()
+        .list(
+            Query::new()
+                .eq(["integration", "code"], code)
+                .is_in("status", ["pending", "running"])
+                .fields(Fields::new(["id", "status"])),
+        )
+        .collect_all()
+        .await?;
+    for run in open.into_iter().flatten() {
+        tracing::info!(run = %run.id, "failing an integration run a crashed pass left open");
+        client.runs().fail(run.id).await?;
+    }
+    Ok(())
 }

@@ -1,15 +1,16 @@
-//! The crash test: `coupa-bridge sync invoices` as a real process, SIGKILLed at many instants
-//! and restarted until a pass completes; then nothing is lost, posted twice or recorded twice.
+//! The crash tests: `coupa-bridge sync invoices` and `sync payments` (by API and by CSV over
+//! SFTP) as real processes, crashed at every failpoint and SIGKILLed at many instants, restarted
+//! until a pass completes; then nothing is lost, posted twice, paid twice or recorded twice.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use coupa_bridge::commands::demo::{seed_erp_from_sim, sqlite_url};
+use coupa_bridge::commands::demo::{erp_payments_for, seed_erp_from_sim, sqlite_url};
 use coupa_bridge::erp::sql::SqlErp;
 use coupa_doc::Value;
 use coupa_sim::SimConfig;
-use coupa_sim::config::DEFAULT_CLIENT_SECRET;
+use coupa_sim::config::{DEFAULT_CLIENT_SECRET, DEFAULT_SFTP_PASSWORD, DEFAULT_SFTP_USER};
 
 const INVOICES: usize = 1_000;
 const MAX_KILLS: usize = 60;
@@ -28,10 +29,18 @@ impl SplitMix {
 }
 
 fn sync(config: &std::path::Path) -> Command {
+    sync_flow("invoices", config)
+}
+
+fn sync_flow(flow: &str, config: &std::path::Path) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_coupa-bridge"));
-    c.args(["sync", "invoices", "--config"])
+    c.args(["sync", flow, "--config"])
         .arg(config)
         .env("COUPA_BRIDGE__COUPA__CLIENT_SECRET", DEFAULT_CLIENT_SECRET)
+        .env(
+            "COUPA_BRIDGE__PAYMENTS__SFTP__PASSWORD",
+            DEFAULT_SFTP_PASSWORD,
+        )
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::null());
@@ -92,38 +101,7 @@ async fn killed_at_many_points_the_export_ends_exactly_once() {
         aborts += 1;
     }
     // Then SIGKILL at instants spread over a pass, until a pass ends by itself.
-    let mut rng = SplitMix(0xC0FFEE);
-    let mut kills = 0;
-    let mut delays = Vec::new();
-    loop {
-        let mut child = sync(&config).spawn().expect("binary starts");
-        let delay = Duration::from_millis(20 + rng.next() % 250);
-        let deadline = Instant::now() + delay;
-        let mut exited = None;
-        while Instant::now() < deadline {
-            if let Some(status) = child.try_wait().expect("wait") {
-                exited = Some(status);
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        match exited {
-            Some(status) if status.success() => break,
-            Some(status) => assert_eq!(status.code(), Some(1), "a pass may only end 0 or 1"),
-            None if kills < MAX_KILLS => {
-                child.kill().expect("SIGKILL");
-                child.wait().expect("reaped");
-                kills += 1;
-                delays.push(delay.as_millis());
-            }
-            None => {
-                let status = child.wait().expect("last pass runs to its end");
-                if status.success() {
-                    break;
-                }
-            }
-        }
-    }
+    let (kills, delays) = kill_until_done(|| sync(&config), 0xC0FFEE, 20..270).await;
     println!(
         "crash test: {} eligible invoices, {aborts} crashes at failpoints, {kills} kills at {delays:?} ms, {:.1}s",
         eligible.len(),
@@ -176,6 +154,267 @@ async fn killed_at_many_points_the_export_ends_exactly_once() {
             );
         } else {
             assert_eq!((history, errors), (1, 0), "invoice {id} recorded once");
+        }
+    }
+    for run in db.integration_runs.rows() {
+        let status = run.get("status").and_then(Value::as_str).unwrap_or("");
+        assert!(
+            !matches!(status, "pending" | "running"),
+            "integration run {:?} left {status}",
+            run.get("id")
+        );
+    }
+}
+
+/// Starts `command` again and again, SIGKILLing it after a random delay in `delay_ms`, until a
+/// run ends by itself with success (or [`MAX_KILLS`] kills were made and the last run is let
+/// finish). Returns the kills and their delays.
+async fn kill_until_done(
+    command: impl Fn() -> Command,
+    seed: u64,
+    delay_ms: std::ops::Range<u64>,
+) -> (usize, Vec<u128>) {
+    let mut rng = SplitMix(seed);
+    let mut kills = 0;
+    let mut delays = Vec::new();
+    loop {
+        let mut child = command().spawn().expect("binary starts");
+        let delay =
+            Duration::from_millis(delay_ms.start + rng.next() % (delay_ms.end - delay_ms.start));
+        let deadline = Instant::now() + delay;
+        let mut exited = None;
+        while Instant::now() < deadline {
+            if let Some(status) = child.try_wait().expect("wait") {
+                exited = Some(status);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        match exited {
+            Some(status) if status.success() => break,
+            Some(status) => assert_eq!(status.code(), Some(1), "a pass may only end 0 or 1"),
+            None if kills < MAX_KILLS => {
+                child.kill().expect("SIGKILL");
+                child.wait().expect("reaped");
+                kills += 1;
+                delays.push(delay.as_millis());
+            }
+            None => {
+                let status = child.wait().expect("last pass runs to its end");
+                if status.success() {
+                    break;
+                }
+            }
+        }
+    }
+    (kills, delays)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_at_many_points_api_payments_land_exactly_once() {
+    payments_crash(
+        "api",
+        &[
+            "payment-written=1",
+            "payments-settled=1",
+            "payment-written=9",
+            "payments-settled=2",
+        ],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_at_many_points_csv_payments_land_exactly_once() {
+    payments_crash(
+        "csv",
+        &[
+            "file-prepared=1",
+            "file-renamed=1",
+            "payments-settled=1",
+            "file-renamed=1",
+            "file-prepared=1",
+            "payments-settled=1",
+            "file-renamed=1",
+            "payments-settled=2",
+        ],
+    )
+    .await;
+}
+
+/// Every ERP payment ends synced (on its Coupa invoice exactly once) or failed with a reason,
+/// whatever instant the process dies at; by CSV, no payment is ever in two files.
+async fn payments_crash(transport: &str, failpoints: &[&str]) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let sim = coupa_sim::spawn(SimConfig {
+        seed: 12,
+        invoices: 2_000,
+        pay_payments: 0,
+        // Long enough that kills land while a file waits for the loader.
+        csv_pickup: Duration::from_millis(500),
+        ..SimConfig::default()
+    })
+    .await
+    .expect("simulator");
+    let erp_url = sqlite_url(&dir.path().join("erp.db"));
+    let erp = SqlErp::connect(&erp_url).await.expect("erp");
+    seed_erp_from_sim(&erp, &sim)
+        .await
+        .expect("erp master data");
+    // The invoice export runs at full speed; the payment passes slowly enough to be killed in
+    // the middle.
+    let write_config = |name: &str, rate: u32| {
+        let path = dir.path().join(name);
+        std::fs::write(
+            &path,
+            format!(
+                "[coupa]\nbase_url = \"{}\"\nclient_id = \"coupa-bridge\"\n\
+                 requests_per_second = {rate}\nburst = 5\n\n\
+                 [state]\nurl = \"{}\"\n\n[erp]\nkind = \"sql\"\nurl = \"{erp_url}\"\n\n\
+                 [invoices]\nmonitoring = \"custom-fields\"\nconcurrency = 4\n\n\
+                 [payments]\ntransport = \"{transport}\"\n\n\
+                 [payments.sftp]\nhost = \"127.0.0.1\"\nport = {}\nusername = \"{DEFAULT_SFTP_USER}\"\n\
+                 host_key = \"{}\"\nresult_timeout_secs = 30\n",
+                sim.base_url(),
+                sqlite_url(&dir.path().join("state.db")),
+                sim.sftp_addr.port(),
+                sim.sftp_host_key,
+            ),
+        )
+        .expect("config");
+        path
+    };
+    let fast = write_config("fast.toml", 5_000);
+    let config = write_config("coupa-bridge.toml", 150);
+    // The ERP books the invoices first, then pays some of them, in rounds.
+    let status = sync(&fast).status().expect("invoice export");
+    assert!(status.success(), "the invoice export completes");
+    let booked = erp.invoices().await.expect("erp invoices");
+    let payments = erp_payments_for(&booked, "P");
+    assert!(payments.len() > 300, "{} payments", payments.len());
+    let before: BTreeMap<i64, usize> = {
+        let db = sim.state.db.lock();
+        db.invoices
+            .rows()
+            .filter_map(|inv| {
+                let id = inv.get("id").and_then(Value::as_i64)?;
+                let n = inv
+                    .get("payments")
+                    .and_then(Value::as_array)
+                    .map_or(0, <[Value]>::len);
+                Some((id, n))
+            })
+            .collect()
+    };
+
+    let started = Instant::now();
+    let (mut kills, mut delays) = (0, Vec::new());
+    let round = payments.len().div_ceil(failpoints.len());
+    for (i, (chunk, point)) in payments.chunks(round).zip(failpoints).enumerate() {
+        erp.record_payments(chunk).await.expect("record payments");
+        let status = sync_flow("payments", &config)
+            .env(coupa_bridge::failpoint::ENV, point)
+            .status()
+            .expect("binary runs");
+        assert!(!status.success(), "{point} must crash the pass");
+        let (k, d) = kill_until_done(
+            || sync_flow("payments", &config),
+            0xBADC0DE + i as u64,
+            10..600,
+        )
+        .await;
+        kills += k;
+        delays.extend(d);
+    }
+    println!(
+        "payment crash test ({transport}): {} payments, {} crashes at failpoints, {kills} kills at {delays:?} ms, {:.1}s",
+        payments.len(),
+        failpoints.len(),
+        started.elapsed().as_secs_f64()
+    );
+    assert!(kills >= 3, "the test must really kill: {kills}");
+    let status = sync_flow("payments", &config).status().expect("final pass");
+    assert!(status.success());
+
+    let rows = erp.payments().await.expect("erp payments");
+    assert_eq!(rows.len(), payments.len());
+    let mut synced_per_invoice: BTreeMap<i64, Vec<&coupa_bridge::erp::ErpPaymentRecord>> =
+        BTreeMap::new();
+    for r in &rows {
+        if r.invoice_number.starts_with("NO-SUCH-") {
+            assert_eq!(r.sync_status, "failed", "{r:?}");
+            assert!(
+                r.sync_error
+                    .as_deref()
+                    .is_some_and(|e| e.contains("no approved invoice")),
+                "{r:?}"
+            );
+            continue;
+        }
+        assert_eq!(r.sync_status, "synced", "{r:?}");
+        let id = r.coupa_invoice_id.expect("synced with its invoice");
+        synced_per_invoice.entry(id).or_default().push(r);
+    }
+    let db = sim.state.db.lock();
+    for (id, synced) in &synced_per_invoice {
+        let inv = db.invoices.get(*id).expect("invoice");
+        let on_invoice = inv.get("payments").and_then(Value::as_array).unwrap_or(&[]);
+        assert_eq!(
+            on_invoice.len() - before.get(id).copied().unwrap_or(0),
+            synced.len(),
+            "invoice {id}: every ERP payment added exactly once"
+        );
+        for r in synced {
+            let note = r
+                .check_number
+                .clone()
+                .unwrap_or_else(|| r.payment_ref.clone());
+            let amount: rust_decimal::Decimal = r.amount.parse().expect("amount");
+            let same = on_invoice
+                .iter()
+                .filter(|p| {
+                    let p = p.as_object();
+                    p.and_then(|p| p.get("notes")).and_then(Value::as_str) == Some(note.as_str())
+                        && p.and_then(|p| p.get("amount-paid"))
+                            .and_then(Value::as_decimal)
+                            == Some(amount)
+                })
+                .count();
+            assert_eq!(same, 1, "payment {} on invoice {id} once", r.payment_ref);
+        }
+        if synced.iter().any(|r| r.paid_in_full) {
+            assert_eq!(
+                inv.get("paid").and_then(Value::as_bool),
+                Some(true),
+                "invoice {id} paid in full"
+            );
+        }
+    }
+    if transport == "csv" {
+        // No payment went out in two files (Coupa's loader would refuse the second as a
+        // duplicate, which would hide the double from the invoice check above).
+        let mut seen: BTreeMap<(String, String, String), String> = BTreeMap::new();
+        let archive = "/Archive/Incoming/InvoicePayments";
+        let files = sim.state.files.list_files(archive);
+        assert!(!files.is_empty(), "files were loaded");
+        for (name, _) in files {
+            let bytes = sim
+                .state
+                .files
+                .read_file(&format!("{archive}/{name}"))
+                .expect("archived file");
+            let mut reader = csv::Reader::from_reader(bytes.as_slice());
+            for rec in reader.records() {
+                let rec = rec.expect("a CSV row");
+                let (invoice, amount, note) = (&rec[4], &rec[9], &rec[10]);
+                if amount.is_empty() {
+                    continue;
+                }
+                let key = (invoice.to_owned(), amount.to_owned(), note.to_owned());
+                if let Some(first) = seen.insert(key.clone(), name.clone()) {
+                    panic!("payment {key:?} sent in {first} and again in {name}");
+                }
+            }
         }
     }
     for run in db.integration_runs.rows() {

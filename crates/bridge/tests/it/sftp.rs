@@ -2,6 +2,8 @@
 //! overwrite, the pinned host key, password and key authentication, and errors that say
 //! whether to retry without showing a secret.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use coupa_bridge::config::SftpConfig;
@@ -72,9 +74,32 @@ async fn a_password_upload_lands_whole_under_its_name_and_leaves_no_temporary_fi
         .await
         .expect("connecting with the password");
 
-    sftp.upload(DIR, "payments_x_.csv", &bytes)
-        .await
-        .expect("uploading");
+    // Watches the folder from another thread while the upload runs: the final name must never
+    // show a partial file, and the data must go through the temporary name.
+    let stop = Arc::new(AtomicBool::new(false));
+    let watcher = {
+        let (state, stop, full) = (sim.state.clone(), stop.clone(), bytes.len() as u64);
+        std::thread::spawn(move || {
+            let (mut saw_part, mut saw_partial_final) = (false, false);
+            while !stop.load(Ordering::Relaxed) {
+                for (name, size) in state.files.list_files(DIR) {
+                    saw_part |= name == ".payments_x_.csv.part";
+                    saw_partial_final |= name == "payments_x_.csv" && size != full;
+                }
+                std::thread::yield_now();
+            }
+            (saw_part, saw_partial_final)
+        })
+    };
+    let uploaded = sftp.upload(DIR, "payments_x_.csv", &bytes).await;
+    stop.store(true, Ordering::Relaxed);
+    let (saw_part, saw_partial_final) = watcher.join().expect("the watcher thread");
+    uploaded.expect("uploading");
+    assert!(saw_part, "the bytes went to .payments_x_.csv.part first");
+    assert!(
+        !saw_partial_final,
+        "the final name never held a partial file"
+    );
 
     let path = format!("{DIR}/payments_x_.csv");
     assert_eq!(

@@ -150,6 +150,22 @@ pub fn outcomes(entry: &FileEntry, record: &DataFileSource) -> Option<Vec<(i64, 
     }
 }
 
+/// Rows the loader found on the invoice already: synced, but not added by this file.
+fn duplicate_rows(record: &DataFileSource) -> usize {
+    let rows: HashSet<i64> = record
+        .upload_errors
+        .iter()
+        .filter(|e| {
+            !e.field_errors.is_empty()
+                && e.field_errors
+                    .iter()
+                    .all(|m| m.starts_with(DUPLICATE_PREFIX))
+        })
+        .filter_map(|e| e.row)
+        .collect();
+    rows.len()
+}
+
 /// The CSV transport of one pass.
 pub struct Files<'a> {
     pub client: &'a Client,
@@ -364,10 +380,11 @@ impl Files<'_> {
                         self.put(&entry, step::ABANDONED).await?;
                     }
                     Some(settled) => {
-                        out.added += settled
+                        let synced = settled
                             .iter()
                             .filter(|(_, s)| matches!(s, PaymentSync::Synced { .. }))
-                            .count() as u64;
+                            .count();
+                        out.added += synced.saturating_sub(duplicate_rows(&rec)) as u64;
                         out.settled.extend(settled);
                         out.refs.extend(
                             entry

@@ -45,9 +45,14 @@ pub const FLOW: &str = "payments";
 const DOCUMENT_TYPE: &str = "InvoiceHeader";
 /// Invoice numbers per lookup: one page of answers when each has one invoice.
 const NUMBERS_PER_LOOKUP: usize = 50;
-/// ERP rows per batch: enough for ten full lookups (API), or one full file (CSV).
-const API_BATCH: usize = 500;
+/// ERP rows per batch: one lookup's worth (API), so a crash costs at most one batch of
+/// re-comparison; one full file (CSV).
+const API_BATCH: usize = NUMBERS_PER_LOOKUP;
 const CSV_BATCH: usize = csv_file::MAX_ROWS;
+/// The journal key of the flow's current Coupa run, and its steps.
+const RUN_KEY: &str = "coupa-run";
+const RUN_OPENING: &str = "opening";
+const RUN_CLOSED: &str = "closed";
 /// Coupa's `response-message` is text; long reasons are cut for the alert.
 const REASON_MAX: usize = 1_000;
 
@@ -148,11 +153,18 @@ impl PaymentPush {
             coupa_run: None,
             alerting_failed: false,
         };
-        let result = pass.all(&mut report).await;
-        if let Some(id) = pass.coupa_run
-            && let Err(e) = client.runs().success(id).await
-        {
-            tracing::warn!(run = %id, error = %e, "could not close the integration run");
+        let result = match pass.close_orphan_run().await {
+            Ok(()) => pass.all(&mut report).await,
+            Err(e) => Err(e),
+        };
+        if let Some(id) = pass.coupa_run {
+            match client.runs().success(id).await {
+                Ok(_) => pass.note_run(RUN_CLOSED, Some(id)).await?,
+                // Left open in Coupa; the next pass closes it.
+                Err(e) => {
+                    tracing::warn!(run = %id, error = %e, "could not close the integration run")
+                }
+            }
         }
         report.seconds = (Utc::now() - started).num_milliseconds().max(0) as f64 / 1000.0;
         report.api_calls = client.calls();
@@ -208,8 +220,10 @@ impl Pass<'_> {
         } else {
             SftpTarget::from_config(&self.settings().sftp).ok()
         };
-        // Files earlier passes left: settle what Coupa answered, free what never arrived.
-        let earlier = self.files(sftp.as_ref(), Duration::ZERO).follow().await?;
+        // Files earlier passes left: settle what Coupa answered, free what never arrived. What
+        // is still awaited is followed again at the end of the pass, and reported then.
+        let mut earlier = self.files(sftp.as_ref(), Duration::ZERO).follow().await?;
+        earlier.transient.clear();
         self.finish(earlier, report).await?;
 
         let in_flight = Files::in_flight(&self.flow.store).await?;
@@ -230,11 +244,13 @@ impl Pass<'_> {
             let out = self.batch(rows, sftp.as_ref()).await?;
             self.finish(out, report).await?;
         }
-        if let Some(target) = &sftp {
-            let wait = Duration::from_secs(self.settings().sftp.result_timeout_secs);
-            let answered = self.files(Some(target), wait).follow().await?;
-            self.finish(answered, report).await?;
-        }
+        let wait = if csv {
+            Duration::from_secs(self.settings().sftp.result_timeout_secs)
+        } else {
+            Duration::ZERO
+        };
+        let answered = self.files(sftp.as_ref(), wait).follow().await?;
+        self.finish(answered, report).await?;
         Ok(())
     }
 
@@ -527,6 +543,40 @@ impl Pass<'_> {
         }
     }
 
+    /// Notes in the journal where this flow's Coupa run stands, so a crashed pass's run is
+    /// closed by the next pass (not only by the next pass that has a failure to file).
+    async fn note_run(&self, step: &str, id: Option<IntegrationRunId>) -> Result<(), FlowError> {
+        let detail = id.map(|i| i.to_string()).unwrap_or_default();
+        self.flow
+            .store
+            .journal_put(FLOW, RUN_KEY, step, &detail, Some(self.run))
+            .await?;
+        Ok(())
+    }
+
+    /// Fails the Coupa run a crashed pass left open.
+    async fn close_orphan_run(&self) -> Result<(), FlowError> {
+        let Some(j) = self.flow.store.journal_get(FLOW, RUN_KEY).await? else {
+            return Ok(());
+        };
+        if j.step == RUN_CLOSED {
+            return Ok(());
+        }
+        match j.detail.parse::<i64>() {
+            Ok(id) => match self.client.runs().fail(IntegrationRunId(id)).await {
+                Ok(_) => {}
+                Err(e) if e.class() == ErrorClass::NotFound => {}
+                Err(e) => return Err(e.into()),
+            },
+            // Crashed while creating it: find it by its integration.
+            Err(_) => {
+                crate::flows::fail_orphan_runs(self.client, &self.settings().integration_code)
+                    .await?
+            }
+        }
+        self.note_run(RUN_CLOSED, None).await
+    }
+
     async fn open_coupa_run(&self, code: &str) -> Result<IntegrationRunId, FlowError> {
         crate::flows::ensure_integration(
             self.client,
@@ -547,7 +597,9 @@ impl Pass<'_> {
             },
         )
         .await?;
+        self.note_run(RUN_OPENING, None).await?;
         let created = self.client.runs().create(code).await?;
+        self.note_run(RUN_OPENING, Some(created.id)).await?;
         self.client.runs().start(created.id, 0).await?;
         Ok(created.id)
     }
