@@ -220,6 +220,7 @@ async fn killed_at_many_points_api_payments_land_exactly_once() {
             "payment-written=9",
             "payments-settled=2",
         ],
+        10..600,
     )
     .await;
 }
@@ -238,13 +239,15 @@ async fn killed_at_many_points_csv_payments_land_exactly_once() {
             "file-renamed=1",
             "payments-settled=2",
         ],
+        // A pass mostly waits for the loader (500 ms pickup): kill within that.
+        10..350,
     )
     .await;
 }
 
 /// Every ERP payment ends synced (on its Coupa invoice exactly once) or failed with a reason,
 /// whatever instant the process dies at; by CSV, no payment is ever in two files.
-async fn payments_crash(transport: &str, failpoints: &[&str]) {
+async fn payments_crash(transport: &str, failpoints: &[&str], delays_ms: std::ops::Range<u64>) {
     let dir = tempfile::tempdir().expect("temp dir");
     let sim = coupa_sim::spawn(SimConfig {
         seed: 12,
@@ -320,7 +323,7 @@ async fn payments_crash(transport: &str, failpoints: &[&str]) {
         let (k, d) = kill_until_done(
             || sync_flow("payments", &config),
             0xBADC0DE + i as u64,
-            10..600,
+            delays_ms.clone(),
         )
         .await;
         kills += k;
