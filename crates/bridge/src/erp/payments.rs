@@ -25,9 +25,9 @@ use crate::db::{self, placeholders, timestamp};
 const MAX_CHECK_NUMBER_CHARS: usize = 255;
 /// Payments per `INSERT`: 9 parameters each, so 9,000 per statement, well under SQLite's 32,766
 /// and PostgreSQL's 65,535, and few enough round trips that 100,000 rows take seconds.
-const PAYMENTS_PER_INSERT: usize = 5;
+const PAYMENTS_PER_INSERT: usize = 10;
 /// Outcomes per `UPDATE` (2 or 3 parameters each), for the same reasons.
-const OUTCOMES_PER_UPDATE: usize = 5;
+const OUTCOMES_PER_UPDATE: usize = 10;
 /// How many offending payment_refs an error quotes; the rest are counted.
 const REFS_QUOTED: usize = 5;
 
