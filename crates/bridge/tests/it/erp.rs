@@ -426,10 +426,10 @@ fn payment(n: u32) -> NewErpPayment {
         supplier_number: (n % 3 != 2).then(|| format!("SUP-{n}")),
         // Scale two, kept as written (12.50, not 12.5).
         amount: dec("12.50") + Decimal::new(i64::from(n), 2),
-        currency: if n % 2 == 0 { "USD" } else { "EUR" }.into(),
+        currency: if n.is_multiple_of(2) { "USD" } else { "EUR" }.into(),
         payment_date: date("2026-03-01") + chrono::Days::new(u64::from(n % 28)),
-        check_number: (n % 4 != 0).then(|| format!("CHK-{n}")),
-        paid_in_full: n % 2 == 0,
+        check_number: (!n.is_multiple_of(4)).then(|| format!("CHK-{n}")),
+        paid_in_full: n.is_multiple_of(2),
     }
 }
 
@@ -652,26 +652,25 @@ async fn erp_settle_leaves_rows_a_person_changed() {
         .await
         .expect("failing a row by hand");
         let unknown_id = ids[3] + 1000;
-        let outcomes: Vec<(i64, PaymentSync)> = ids[..3]
-            .iter()
-            .chain([&unknown_id])
-            .map(|id| {
-                (
-                    *id,
-                    PaymentSync::Synced {
-                        coupa_invoice_id: 500 + id,
-                    },
-                )
-            })
-            // The same row twice: the first outcome counts, as if written one at a time.
-            .chain([(
-                ids[2],
-                PaymentSync::Failed {
-                    reason: "a second answer".into(),
-                    coupa_invoice_id: None,
+        // The third row twice, failed first: the first outcome counts, as if each were written
+        // on its own (after it, the row is no longer pending).
+        let outcomes: Vec<(i64, PaymentSync)> = [(
+            ids[2],
+            PaymentSync::Failed {
+                reason: "the first answer".into(),
+                coupa_invoice_id: None,
+            },
+        )]
+        .into_iter()
+        .chain([ids[0], ids[1], ids[2], unknown_id].map(|id| {
+            (
+                id,
+                PaymentSync::Synced {
+                    coupa_invoice_id: 500 + id,
                 },
-            )])
-            .collect();
+            )
+        }))
+        .collect();
         erp.settle_payments(&outcomes).await.expect("settle");
 
         let rows = erp.payments().await.expect("list");
@@ -683,14 +682,15 @@ async fn erp_settle_leaves_rows_a_person_changed() {
             (by_hand.coupa_invoice_id, &by_hand.synced_at),
             (None, &None)
         );
-        for id in [ids[0], ids[2]] {
-            let r = by_id(&rows, id);
-            assert_eq!(r.sync_status, "synced", "row {id}");
-            assert_eq!(r.coupa_invoice_id, Some(500 + id));
-            assert_eq!(r.sync_error, None);
-        }
+        let synced = by_id(&rows, ids[0]);
+        assert_eq!(synced.sync_status, "synced");
+        assert_eq!(synced.coupa_invoice_id, Some(500 + ids[0]));
+        let first_answer = by_id(&rows, ids[2]);
+        assert_eq!(first_answer.sync_status, "failed");
+        assert_eq!(first_answer.sync_error.as_deref(), Some("the first answer"));
+        assert_eq!(first_answer.coupa_invoice_id, None);
         assert_eq!(by_id(&rows, ids[3]).sync_status, "pending");
-        assert_eq!(erp.payment_counts().await.expect("counts"), (1, 2, 1));
+        assert_eq!(erp.payment_counts().await.expect("counts"), (1, 1, 2));
 
         // A person fixes the failed row and sets it pending again: it is read and settled anew.
         sqlx::query("UPDATE erp_payments SET sync_status = 'pending' WHERE id = $1")
@@ -718,38 +718,53 @@ async fn erp_settle_leaves_rows_a_person_changed() {
     .await;
 }
 
-/// Inserts a row as a person might type it into the ERP, bypassing `record_payments`.
-#[allow(clippy::too_many_arguments)]
-async fn insert_raw(
-    erp: &SqlErp,
-    payment_ref: &str,
-    invoice_number: &str,
-    supplier_name: Option<&str>,
-    supplier_number: Option<&str>,
-    amount: &str,
-    currency: &str,
-    payment_date: &str,
-    check_number: Option<&str>,
-) -> i64 {
-    use sqlx::Row;
-    sqlx::query(
-        "INSERT INTO erp_payments (payment_ref, invoice_number, supplier_name, supplier_number, \
-         amount, currency, payment_date, check_number, paid_in_full) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
-    )
-    .bind(payment_ref)
-    .bind(invoice_number)
-    .bind(supplier_name)
-    .bind(supplier_number)
-    .bind(amount)
-    .bind(currency)
-    .bind(payment_date)
-    .bind(check_number)
-    .bind(true)
-    .fetch_one(erp.db().pool())
-    .await
-    .and_then(|row| row.try_get("id"))
-    .unwrap_or_else(|e| panic!("inserting {payment_ref} by hand: {e}"))
+/// A row as a person might type it straight into the ERP, bypassing `record_payments`.
+struct Typed {
+    payment_ref: &'static str,
+    invoice_number: &'static str,
+    supplier_name: Option<&'static str>,
+    supplier_number: Option<&'static str>,
+    amount: &'static str,
+    currency: &'static str,
+    payment_date: &'static str,
+    check_number: Option<String>,
+}
+
+impl Typed {
+    fn good(payment_ref: &'static str) -> Typed {
+        Typed {
+            payment_ref,
+            invoice_number: "INV-1",
+            supplier_name: Some("Acme"),
+            supplier_number: Some("SUP-1"),
+            amount: "12.50",
+            currency: "USD",
+            payment_date: "2026-03-01",
+            check_number: None,
+        }
+    }
+
+    async fn insert(&self, erp: &SqlErp) -> i64 {
+        use sqlx::Row;
+        sqlx::query(
+            "INSERT INTO erp_payments (payment_ref, invoice_number, supplier_name, \
+             supplier_number, amount, currency, payment_date, check_number, paid_in_full) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
+        )
+        .bind(self.payment_ref)
+        .bind(self.invoice_number)
+        .bind(self.supplier_name)
+        .bind(self.supplier_number)
+        .bind(self.amount)
+        .bind(self.currency)
+        .bind(self.payment_date)
+        .bind(self.check_number.as_deref())
+        .bind(true)
+        .fetch_one(erp.db().pool())
+        .await
+        .and_then(|row| row.try_get("id"))
+        .unwrap_or_else(|e| panic!("inserting {} by hand: {e}", self.payment_ref))
+    }
 }
 
 #[tokio::test]
@@ -757,173 +772,116 @@ async fn erp_malformed_payment_rows_are_named_while_good_rows_read() {
     each_backend("erp_payments_malformed", |url| async move {
         let erp = SqlErp::connect(&url).await.expect("connecting the ERP");
         let first = payment(1);
-        let first_id = erp.record_payments(&[first.clone()]).await.expect("record")[0];
+        let first_id = erp
+            .record_payments(std::slice::from_ref(&first))
+            .await
+            .expect("record")[0];
 
-        let long_check = "9".repeat(256);
-        let (n, s) = (Some("Acme"), Some("SUP-1"));
-        // (payment_ref, id, what the reason must contain)
+        let good = Typed::good;
+        // Each with what its reason must say.
         let bad = [
             (
-                "BAD-AMOUNT",
-                insert_raw(
-                    &erp,
-                    "BAD-AMOUNT",
-                    "INV-1",
-                    n,
-                    s,
-                    "12,50",
-                    "USD",
-                    "2026-03-01",
-                    None,
-                )
-                .await,
+                Typed {
+                    amount: "12,50",
+                    ..good("BAD-AMOUNT")
+                },
                 "amount '12,50' is not a decimal",
             ),
             (
-                "BAD-DATE",
-                insert_raw(
-                    &erp,
-                    "BAD-DATE",
-                    "INV-1",
-                    n,
-                    s,
-                    "12.50",
-                    "USD",
-                    "2026-13-01",
-                    None,
-                )
-                .await,
+                Typed {
+                    payment_date: "2026-13-01",
+                    ..good("BAD-DATE")
+                },
                 "payment_date '2026-13-01' is not a date (YYYY-MM-DD)",
             ),
             (
-                "NO-INVOICE",
-                insert_raw(
-                    &erp,
-                    "NO-INVOICE",
-                    "   ",
-                    n,
-                    s,
-                    "12.50",
-                    "USD",
-                    "2026-03-01",
-                    None,
-                )
-                .await,
+                Typed {
+                    invoice_number: "   ",
+                    ..good("NO-INVOICE")
+                },
                 "invoice_number is empty",
             ),
             (
-                "NO-SUPPLIER",
-                insert_raw(
-                    &erp,
-                    "NO-SUPPLIER",
-                    "INV-1",
-                    Some(" "),
-                    None,
-                    "12.50",
-                    "USD",
-                    "2026-03-01",
-                    None,
-                )
-                .await,
+                Typed {
+                    supplier_name: Some(" "),
+                    supplier_number: None,
+                    ..good("NO-SUPPLIER")
+                },
                 "neither supplier_name nor supplier_number is set",
             ),
             (
-                "NEGATIVE",
-                insert_raw(
-                    &erp,
-                    "NEGATIVE",
-                    "INV-1",
-                    n,
-                    s,
-                    "-5",
-                    "USD",
-                    "2026-03-01",
-                    None,
-                )
-                .await,
+                Typed {
+                    amount: "-5",
+                    ..good("NEGATIVE")
+                },
                 "amount must be above zero, is -5",
             ),
             (
-                "ZERO",
-                insert_raw(
-                    &erp,
-                    "ZERO",
-                    "INV-1",
-                    n,
-                    s,
-                    "0.00",
-                    "USD",
-                    "2026-03-01",
-                    None,
-                )
-                .await,
+                Typed {
+                    amount: "0.00",
+                    ..good("ZERO")
+                },
                 "amount must be above zero, is 0.00",
             ),
             (
-                "NO-CURRENCY",
-                insert_raw(
-                    &erp,
-                    "NO-CURRENCY",
-                    "INV-1",
-                    n,
-                    s,
-                    "12.50",
-                    "",
-                    "2026-03-01",
-                    None,
-                )
-                .await,
+                Typed {
+                    currency: "",
+                    ..good("NO-CURRENCY")
+                },
                 "currency is empty",
             ),
             (
-                "LONG-CHECK",
-                insert_raw(
-                    &erp,
-                    "LONG-CHECK",
-                    "INV-1",
-                    n,
-                    s,
-                    "12.50",
-                    "USD",
-                    "2026-03-01",
-                    Some(&long_check),
-                )
-                .await,
+                Typed {
+                    check_number: Some("9".repeat(256)),
+                    ..good("LONG-CHECK")
+                },
                 "check_number is longer than 255 characters",
             ),
         ];
+        let mut bad_ids = Vec::new();
+        for (typed, _) in &bad {
+            bad_ids.push(typed.insert(&erp).await);
+        }
         // A hand-typed row that is fine once trimmed reads as a payment.
-        let typed_id = insert_raw(
-            &erp,
-            " TYPED ",
-            " INV-9 ",
-            Some(" "),
-            Some(" SUP-9 "),
-            " 7.5 ",
-            " USD ",
-            " 2026-03-02 ",
-            Some("  "),
-        )
+        let typed_id = Typed {
+            payment_ref: " TYPED ",
+            invoice_number: " INV-9 ",
+            supplier_name: Some(" "),
+            supplier_number: Some(" SUP-9 "),
+            amount: " 7.5 ",
+            currency: " USD ",
+            payment_date: " 2026-03-02 ",
+            check_number: Some("  ".into()),
+        }
+        .insert(&erp)
         .await;
         let last = payment(2);
-        let last_id = erp.record_payments(&[last.clone()]).await.expect("record")[0];
+        let last_id = erp
+            .record_payments(std::slice::from_ref(&last))
+            .await
+            .expect("record")[0];
 
         let page = erp
             .pending_payments(0, 100)
             .await
             .expect("no error for bad rows");
         let mut want_ids = vec![first_id];
-        want_ids.extend(bad.iter().map(|b| b.1));
+        want_ids.extend(&bad_ids);
         want_ids.extend([typed_id, last_id]);
         assert_eq!(ids_of(&page), want_ids, "every pending row, in id order");
         assert_eq!(page[0], as_read(first_id, &first));
-        for ((payment_ref, id, reason), got) in bad.iter().zip(&page[1..]) {
+        for (((typed, reason), id), got) in bad.iter().zip(&bad_ids).zip(&page[1..]) {
             match got {
                 Err(m) => {
-                    assert_eq!((m.id, m.payment_ref.as_str()), (*id, *payment_ref));
-                    assert!(m.reason.contains(reason), "{payment_ref}: {}", m.reason);
+                    assert_eq!((m.id, m.payment_ref.as_str()), (*id, typed.payment_ref));
+                    assert!(
+                        m.reason.contains(reason),
+                        "{}: {}",
+                        typed.payment_ref,
+                        m.reason
+                    );
                 }
-                Ok(p) => panic!("{payment_ref} should be malformed, read as {p:?}"),
+                Ok(p) => panic!("{} should be malformed, read as {p:?}", typed.payment_ref),
             }
         }
         assert_eq!(
@@ -944,13 +902,13 @@ async fn erp_malformed_payment_rows_are_named_while_good_rows_read() {
         assert_eq!(page[page.len() - 1], as_read(last_id, &last));
 
         // A page starting inside the bad rows reads the same rows the same way.
-        let from_middle = erp.pending_payments(bad[2].1, 3).await.expect("page");
+        let from_middle = erp.pending_payments(bad_ids[2], 3).await.expect("page");
         assert_eq!(from_middle, page[4..7].to_vec());
 
         // The listing shows malformed rows exactly as stored.
         let stored = erp.payments().await.expect("list");
-        assert_eq!(by_id(&stored, bad[0].1).amount, "12,50");
-        assert_eq!(by_id(&stored, bad[1].1).payment_date, "2026-13-01");
+        assert_eq!(by_id(&stored, bad_ids[0]).amount, "12,50");
+        assert_eq!(by_id(&stored, bad_ids[1]).payment_date, "2026-13-01");
         assert_eq!(by_id(&stored, typed_id).payment_ref, " TYPED ");
 
         // Failing the malformed rows with their reasons takes them out of the queue.
@@ -958,10 +916,11 @@ async fn erp_malformed_payment_rows_are_named_while_good_rows_read() {
             .iter()
             .filter_map(|r| r.as_ref().err())
             .map(|m| {
+                let reason = m.reason.clone();
                 (
                     m.id,
                     PaymentSync::Failed {
-                        reason: m.reason.clone(),
+                        reason,
                         coupa_invoice_id: None,
                     },
                 )
@@ -974,7 +933,7 @@ async fn erp_malformed_payment_rows_are_named_while_good_rows_read() {
             vec![first_id, typed_id, last_id]
         );
         let stored = erp.payments().await.expect("list");
-        for (_, id, reason) in &bad {
+        for ((_, reason), id) in bad.iter().zip(&bad_ids) {
             let r = by_id(&stored, *id);
             assert_eq!(r.sync_status, "failed");
             assert!(
@@ -982,7 +941,32 @@ async fn erp_malformed_payment_rows_are_named_while_good_rows_read() {
                 "{r:?}"
             );
         }
-        assert_eq!(erp.payment_counts().await.expect("counts"), (3, 0, 8));
+        let failed = bad.len() as u64;
+        assert_eq!(erp.payment_counts().await.expect("counts"), (3, 0, failed));
+
+        // SQLite keeps a blob typed into a text column as a blob: that row is malformed too,
+        // and the rows before it still read.
+        if url.starts_with("sqlite") {
+            let blob_id = Typed::good("BLOB-AMOUNT").insert(&erp).await;
+            sqlx::query("UPDATE erp_payments SET amount = X'FF00' WHERE id = $1")
+                .bind(blob_id)
+                .execute(erp.db().pool())
+                .await
+                .expect("storing a blob by hand");
+            let page = erp.pending_payments(0, 100).await.expect("no error");
+            assert_eq!(ids_of(&page), vec![first_id, typed_id, last_id, blob_id]);
+            match &page[3] {
+                Err(m) => {
+                    assert_eq!(m.payment_ref, "BLOB-AMOUNT");
+                    assert!(
+                        m.reason.starts_with("amount cannot be read"),
+                        "{}",
+                        m.reason
+                    );
+                }
+                Ok(p) => panic!("a blob amount read as {p:?}"),
+            }
+        }
     })
     .await;
 }
