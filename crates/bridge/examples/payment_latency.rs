@@ -22,7 +22,7 @@
 //! synced, 200 passes with nothing pending measure the idle cost; they must make no Coupa call.
 //! Prints one JSON object on stdout and a one-line summary on stderr. Timings are figures, never
 //! asserted: the program fails (exit 1) only if a payment never appears on its invoice within 60
-//! seconds of the last insertion.
+//! seconds of the last insertion (or could not be recorded in the ERP at all).
 //!
 //! ```text
 //! cargo run --release -p coupa-bridge --example payment_latency -- \
@@ -132,10 +132,11 @@ async fn main() -> ExitCode {
     let args = match parse_args() {
         Ok(a) => a,
         Err(why) => {
-            if !why.is_empty() {
-                eprintln!("payment_latency: {why}");
+            if why.is_empty() {
+                println!("{USAGE}");
+                return ExitCode::SUCCESS;
             }
-            eprintln!("{USAGE}");
+            eprintln!("payment_latency: {why}\n{USAGE}");
             return ExitCode::from(2);
         }
     };

@@ -550,21 +550,31 @@ impl Sftp {
             .await?
             .handle;
 
-        let mut writes = futures_util::stream::iter(bytes.chunks(CHUNK).enumerate())
-            .map(|(i, chunk)| {
+        // Up to WRITES_IN_FLIGHT writes at once. A plain loop over `FuturesUnordered`, not a
+        // `stream::iter(..).map(..).buffer_unordered(..)` chain: through that chain rustc cannot
+        // prove the upload's future `Send` for every lifetime, and a daemon spawns it.
+        let mut chunks = bytes.chunks(CHUNK).enumerate();
+        let mut writes = futures_util::stream::FuturesUnordered::new();
+        let mut written = Ok(());
+        loop {
+            while writes.len() < WRITES_IN_FLIGHT {
+                let Some((i, chunk)) = chunks.next() else {
+                    break;
+                };
                 let offset = (i * CHUNK) as u64;
-                self.call(
+                writes.push(self.call(
                     "write",
                     path,
                     self.sftp.write(handle.as_str(), offset, chunk.to_vec()),
-                )
-            })
-            .buffer_unordered(WRITES_IN_FLIGHT);
-        let mut written = Ok(());
-        while let Some(result) = writes.next().await {
-            if let Err(e) = result {
-                written = Err(e);
-                break;
+                ));
+            }
+            match writes.next().await {
+                Some(Ok(_)) => {}
+                Some(Err(e)) => {
+                    written = Err(e);
+                    break;
+                }
+                None => break,
             }
         }
         drop(writes);

@@ -107,3 +107,16 @@ pub(crate) async fn fail_orphan_runs(client: &Client, code: &str) -> Result<(), 
     }
     Ok(())
 }
+
+/// The daemon spawns passes on the runtime, so their futures must be `Send` for any lifetime.
+/// rustc loses that through some combinator chains (`stream::iter(..).map(..).buffer_unordered`
+/// around borrowed data); this stops compiling when a change does it again.
+#[cfg(test)]
+#[allow(dead_code)]
+fn passes_can_be_spawned(
+    invoices: invoice_export::InvoiceExport,
+    payments: payment_push::PaymentPush,
+) {
+    tokio::spawn(async move { invoices.run().await.map(|_| ()) });
+    tokio::spawn(async move { payments.run().await.map(|_| ()) });
+}

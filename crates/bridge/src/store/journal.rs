@@ -131,7 +131,7 @@ impl Store {
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(flow);
         for step in steps {
-            query = query.bind(*step);
+            query = query.bind((*step).to_owned());
         }
         let rows = query
             .fetch_all(self.db.pool())

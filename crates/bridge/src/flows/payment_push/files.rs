@@ -167,27 +167,27 @@ fn duplicate_rows(record: &DataFileSource) -> usize {
 }
 
 /// The CSV transport of one pass.
-pub struct Files<'a> {
-    pub client: &'a Client,
-    pub store: &'a Store,
+pub struct Files {
+    pub client: Client,
+    pub store: Store,
     /// Needed to upload, and to look for a file a crash left `prepared`.
-    pub sftp: Option<&'a SftpTarget>,
-    pub incoming_dir: &'a str,
+    pub sftp: Option<SftpTarget>,
+    pub incoming_dir: String,
     pub run: i64,
     /// How long [`Files::follow`] waits for the loader's records.
     pub wait: Duration,
 }
 
 /// A connection opened on first use, so following files already uploaded costs no SFTP login.
-struct Lazy<'a> {
-    target: Option<&'a SftpTarget>,
+struct Lazy {
+    target: Option<SftpTarget>,
     conn: Option<Sftp>,
 }
 
-impl Lazy<'_> {
+impl Lazy {
     async fn get(&mut self) -> Result<&Sftp, SftpError> {
         if self.conn.is_none() {
-            let Some(target) = self.target else {
+            let Some(target) = &self.target else {
                 return Err(SftpError::Io {
                     op: "connect",
                     path: String::new(),
@@ -213,14 +213,14 @@ fn sftp_failure(e: SftpError) -> FlowError {
     FlowError::Sftp(e.to_string())
 }
 
-impl Files<'_> {
+impl Files {
     fn archive_dir(&self) -> String {
         format!("/Archive{}", self.incoming_dir)
     }
 
-    fn lazy(&self) -> Lazy<'_> {
+    fn lazy(&self) -> Lazy {
         Lazy {
-            target: self.sftp,
+            target: self.sftp.clone(),
             conn: None,
         }
     }
@@ -234,11 +234,7 @@ impl Files<'_> {
         result
     }
 
-    async fn upload_on(
-        &self,
-        sftp: &mut Lazy<'_>,
-        files: Vec<PaymentFile>,
-    ) -> Result<(), FlowError> {
+    async fn upload_on(&self, sftp: &mut Lazy, files: Vec<PaymentFile>) -> Result<(), FlowError> {
         let now = chrono::Utc::now();
         let mut n = 1;
         for file in files {
@@ -264,7 +260,7 @@ impl Files<'_> {
             self.put(&entry, step::PREPARED).await?;
             failpoint::hit("file-prepared");
             let uploaded = match sftp.get().await {
-                Ok(conn) => conn.upload(self.incoming_dir, &name, &file.bytes).await,
+                Ok(conn) => conn.upload(&self.incoming_dir, &name, &file.bytes).await,
                 Err(e) => Err(e),
             };
             match uploaded {
@@ -319,7 +315,7 @@ impl Files<'_> {
 
     async fn follow_on(
         &self,
-        sftp: &mut Lazy<'_>,
+        sftp: &mut Lazy,
         open: Vec<(String, crate::store::JournalEntry)>,
         out: &mut Outcomes,
     ) -> Result<(), FlowError> {
@@ -416,7 +412,7 @@ impl Files<'_> {
 
     /// Whether a `prepared` file reached Coupa: looked for where Coupa moves it, in that order
     /// (incoming, archive, load record), so a file moving meanwhile is still seen.
-    async fn arrived(&self, sftp: &mut Lazy<'_>, name: &str) -> Result<bool, SftpError> {
+    async fn arrived(&self, sftp: &mut Lazy, name: &str) -> Result<bool, SftpError> {
         let conn = sftp.get().await?;
         if conn
             .exists(&format!("{}/{name}", self.incoming_dir))
@@ -441,7 +437,7 @@ impl Files<'_> {
     }
 
     /// Removes what a crashed upload may have left under the temporary name; best effort.
-    async fn remove_temp(&self, sftp: &mut Lazy<'_>, name: &str) {
+    async fn remove_temp(&self, sftp: &mut Lazy, name: &str) {
         let path = format!("{}/.{name}.part", self.incoming_dir);
         if let Ok(conn) = sftp.get().await
             && let Err(e) = conn.remove(&path).await

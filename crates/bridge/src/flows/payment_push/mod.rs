@@ -202,12 +202,12 @@ impl Pass<'_> {
         &self.flow.settings
     }
 
-    fn files<'b>(&'b self, sftp: Option<&'b SftpTarget>, wait: Duration) -> Files<'b> {
+    fn files(&self, sftp: Option<&SftpTarget>, wait: Duration) -> Files {
         Files {
-            client: self.client,
-            store: &self.flow.store,
-            sftp,
-            incoming_dir: &self.settings().sftp.incoming_dir,
+            client: self.client.clone(),
+            store: self.flow.store.clone(),
+            sftp: sftp.cloned(),
+            incoming_dir: self.settings().sftp.incoming_dir.clone(),
             run: self.run,
             wait,
         }
