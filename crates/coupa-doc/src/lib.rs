@@ -10,12 +10,14 @@
 //! - [`value`]: the tree ([`Value`], [`Object`]) and typed accessors.
 //! - [`json`] and [`xml`]: read and write the tree; writers produce Coupa's own style.
 //! - [`names`]: key normalisation (dashes vs underscores) and plural/singular element names.
+//! - [`payment_csv`]: the columns of Coupa's invoice-payment import file.
 //! - [`lenient`]: the permissive scalar parsers Coupa applies to incoming values (dates such as
 //!   `9/12/2019`, quoted dates, `Yes`/`N` booleans, decimals sent as numbers or strings).
 
 pub mod json;
 pub mod lenient;
 pub mod names;
+pub mod payment_csv;
 pub mod value;
 pub mod xml;
 

@@ -103,21 +103,7 @@ pub const DUPLICATE_PREFIX: &str = "Duplicate payment";
 pub const FILE_NAME_PREFIX: &str = "_Incoming_InvoicePayments_";
 
 /// The columns of the payment import, as documented (the last one from R35).
-pub const COLUMNS: &[&str] = &[
-    "Supplier Name",
-    "Supplier Number",
-    "Invoice Number",
-    "Invoice Date",
-    "Invoice ID",
-    "Expense Report Id",
-    "Paid",
-    "Paid-in-Full Date",
-    "Paid-in-Full Note",
-    "Check Amount Paid",
-    "Check # / Note",
-    "Check Payment Date",
-    "Category",
-];
+pub const COLUMNS: &[&str] = &coupa_doc::payment_csv::COLUMNS;
 
 /// Categories of the R35 `Category` column.
 const CATEGORIES: &[&str] = &["payment", "discount", "adjustment", "credit"];

@@ -37,7 +37,7 @@ use serde::{Deserialize, Serialize};
 use crate::erp::{CancelOutcome, Erp, ErpInvoice, ErpInvoiceLine, PostOutcome};
 use crate::failpoint;
 use crate::flows::{FlowError, PassReport};
-use crate::store::{RunOutcome, Store};
+use crate::store::Store;
 
 /// The flow's name in the state store, logs and metrics.
 pub const FLOW: &str = "invoices";
@@ -265,19 +265,7 @@ impl InvoiceExport {
         let result = self.pass(&client, run, &mut report).await;
         report.seconds = (Utc::now() - started).num_milliseconds().max(0) as f64 / 1000.0;
         report.api_calls = client.calls();
-        let outcome = RunOutcome {
-            status: match (&result, report.transient.is_empty()) {
-                (Err(_), _) => "failed",
-                (Ok(()), true) => "succeeded",
-                (Ok(()), false) => "partial",
-            }
-            .into(),
-            documents_ok: report.exported,
-            documents_failed: report.transient.len() as u64 + report.unreadable.len() as u64,
-            documents_skipped: 0,
-            api_calls: report.api_calls,
-            error: result.as_ref().err().map(ToString::to_string),
-        };
+        let outcome = report.outcome(&result);
         self.store.finish_run(run, &outcome).await?;
         result.map(|()| report)
     }

@@ -8,7 +8,7 @@ use coupa_api::client::NewIntegration;
 use coupa_api::query::{Fields, Query};
 
 use crate::erp::ErpError;
-use crate::store::StoreError;
+use crate::store::{RunOutcome, StoreError};
 
 /// What stops a pass early: credentials, Coupa unreachable for the pass's own calls, the state
 /// store. Per-document problems never do; they are counted in the [`PassReport`].
@@ -61,6 +61,24 @@ impl PassReport {
     /// Every listed document reached a final state (design.md: exit 0, else 1).
     pub fn complete(&self) -> bool {
         self.transient.is_empty() && self.unreadable.is_empty()
+    }
+
+    /// The store's record of the pass: done documents are ok, permanent problems (rejected,
+    /// unreadable) failed, documents left for the next pass skipped.
+    pub fn outcome(&self, result: &Result<(), FlowError>) -> RunOutcome {
+        RunOutcome {
+            status: match (result, self.transient.is_empty()) {
+                (Err(_), _) => "failed",
+                (Ok(()), true) => "succeeded",
+                (Ok(()), false) => "partial",
+            }
+            .into(),
+            documents_ok: self.exported,
+            documents_failed: (self.rejected.len() + self.unreadable.len()) as u64,
+            documents_skipped: self.transient.len() as u64,
+            api_calls: self.api_calls,
+            error: result.as_ref().err().map(ToString::to_string),
+        }
     }
 }
 

@@ -10,22 +10,7 @@ use chrono::{DateTime, Utc};
 use super::matching::{coupa_date, notes};
 use crate::erp::ErpPayment;
 
-/// The documented columns, in the documented order (the last one from R35).
-pub const COLUMNS: [&str; 13] = [
-    "Supplier Name",
-    "Supplier Number",
-    "Invoice Number",
-    "Invoice Date",
-    "Invoice ID",
-    "Expense Report Id",
-    "Paid",
-    "Paid-in-Full Date",
-    "Paid-in-Full Note",
-    "Check Amount Paid",
-    "Check # / Note",
-    "Check Payment Date",
-    "Category",
-];
+pub use coupa_doc::payment_csv::COLUMNS;
 
 /// Data rows per file, the header excluded (Coupa's limit).
 pub const MAX_ROWS: usize = 5_000;

@@ -37,7 +37,7 @@ use crate::config::PaymentTransport;
 use crate::erp::{Erp, ErpPayment, MalformedPayment, PaymentSync};
 use crate::flows::{FlowError, PassReport};
 use crate::sftp::SftpTarget;
-use crate::store::{RunOutcome, Store};
+use crate::store::Store;
 use files::{FileEntry, Files};
 
 /// The flow's name in the state store, logs and metrics.
@@ -168,19 +168,7 @@ impl PaymentPush {
         }
         report.seconds = (Utc::now() - started).num_milliseconds().max(0) as f64 / 1000.0;
         report.api_calls = client.calls();
-        let outcome = RunOutcome {
-            status: match (&result, report.transient.is_empty()) {
-                (Err(_), _) => "failed",
-                (Ok(()), true) => "succeeded",
-                (Ok(()), false) => "partial",
-            }
-            .into(),
-            documents_ok: report.exported,
-            documents_failed: report.rejected.len() as u64,
-            documents_skipped: report.transient.len() as u64,
-            api_calls: report.api_calls,
-            error: result.as_ref().err().map(ToString::to_string),
-        };
+        let outcome = report.outcome(&result);
         self.store.finish_run(run, &outcome).await?;
         result.map(|()| report)
     }
