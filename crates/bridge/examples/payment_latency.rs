@@ -34,9 +34,10 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use coupa_api::auth::Credentials;
-use coupa_api::{Client, ClientConfig, SecretString};
-use coupa_bridge::commands::demo::{erp_payments_for, seed_erp_from_sim, sqlite_url};
+use coupa_api::Client;
+use coupa_bridge::commands::demo::{
+    erp_payments_for, seed_erp_from_sim, sim_client_config, sqlite_url,
+};
 use coupa_bridge::config::PaymentsConfig;
 use coupa_bridge::erp::sql::SqlErp;
 use coupa_bridge::erp::{Erp, ErpPayment, NewErpPayment};
@@ -46,7 +47,7 @@ use coupa_bridge::store::Store;
 use coupa_bridge::store::call_log::CallLog;
 use coupa_doc::Value;
 use coupa_sim::SimConfig;
-use coupa_sim::config::{DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, RateLimit};
+use coupa_sim::config::RateLimit;
 use rust_decimal::Decimal;
 use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::{mpsc, watch};
@@ -177,18 +178,7 @@ async fn main() -> ExitCode {
         .expect("the state store opens");
     let (call_log, call_log_task) = CallLog::spawn(store.clone());
     let config = |governed: bool| {
-        let mut c = ClientConfig::new(
-            sim.base_url(),
-            Credentials::OAuth {
-                client_id: DEFAULT_CLIENT_ID.into(),
-                client_secret: SecretString::from(DEFAULT_CLIENT_SECRET),
-                scopes: coupa_api::auth::FLOW_SCOPES
-                    .iter()
-                    .map(|s| (*s).to_owned())
-                    .collect(),
-                basic_auth: false,
-            },
-        );
+        let mut c = sim_client_config(sim.base_url());
         if !governed {
             c.rate = None;
         }

@@ -50,6 +50,23 @@ pub struct DemoArgs {
     pub data_dir: Option<PathBuf>,
 }
 
+/// A client of the simulator's default OAuth client, asking for every flow's scopes, with the
+/// client's defaults (JSON, the Coupa-sized rate governor, retries).
+pub fn sim_client_config(base_url: String) -> ClientConfig {
+    ClientConfig::new(
+        base_url,
+        Credentials::OAuth {
+            client_id: DEFAULT_CLIENT_ID.into(),
+            client_secret: SecretString::from(DEFAULT_CLIENT_SECRET),
+            scopes: coupa_api::auth::FLOW_SCOPES
+                .iter()
+                .map(|s| (*s).to_owned())
+                .collect(),
+            basic_auth: false,
+        },
+    )
+}
+
 /// `sqlite://` URL of a file.
 pub fn sqlite_url(path: &Path) -> String {
     format!("sqlite://{}", path.display())
@@ -113,18 +130,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         .context("cannot open the state store")?;
     let (call_log, call_log_task) = CallLog::spawn(store.clone());
 
-    let mut config = ClientConfig::new(
-        sim.base_url(),
-        Credentials::OAuth {
-            client_id: DEFAULT_CLIENT_ID.into(),
-            client_secret: SecretString::from(DEFAULT_CLIENT_SECRET),
-            scopes: coupa_api::auth::FLOW_SCOPES
-                .iter()
-                .map(|s| (*s).to_owned())
-                .collect(),
-            basic_auth: false,
-        },
-    );
+    let mut config = sim_client_config(sim.base_url());
     // The simulator here is not throttled; the governor's Coupa-sized budget would only slow
     // the demo down. `coupa-bridge sync` against a real instance keeps it.
     config.rate = None;

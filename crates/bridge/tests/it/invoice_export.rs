@@ -4,9 +4,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use coupa_api::auth::Credentials;
 use coupa_api::observe::Recorder;
-use coupa_api::{Client, ClientConfig, Format, SecretString};
+use coupa_api::{Client, ClientConfig, Format};
 use coupa_bridge::commands::demo::{seed_erp_from_sim, sqlite_url};
 use coupa_bridge::erp::sql::SqlErp;
 use coupa_bridge::erp::{
@@ -17,7 +16,6 @@ use coupa_bridge::flows::PassReport;
 use coupa_bridge::flows::invoice_export::{InvoiceExport, Monitoring, Settings};
 use coupa_bridge::store::Store;
 use coupa_doc::{Object, Value};
-use coupa_sim::config::{DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET};
 use coupa_sim::{SimConfig, SimHandle};
 
 pub struct Harness {
@@ -29,15 +27,7 @@ pub struct Harness {
 }
 
 pub fn client_config(sim: &SimHandle, format: Format) -> ClientConfig {
-    let mut c = ClientConfig::new(
-        sim.base_url(),
-        Credentials::OAuth {
-            client_id: DEFAULT_CLIENT_ID.into(),
-            client_secret: SecretString::from(DEFAULT_CLIENT_SECRET),
-            scopes: Vec::new(),
-            basic_auth: false,
-        },
-    );
+    let mut c = coupa_bridge::commands::demo::sim_client_config(sim.base_url());
     c.format = format;
     c.rate = None;
     c.retry.base_delay = std::time::Duration::from_millis(5);

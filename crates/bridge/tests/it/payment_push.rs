@@ -339,6 +339,21 @@ fn part(total: Decimal, by: i64) -> Decimal {
     (total / Decimal::from(by)).round_dp(2)
 }
 
+/// One payment for `t[0]` (partial), two for `t[1]` (partial), one paying `t[2]` in full; and
+/// the invoice each targets.
+fn mixed_payments(t: &[Target]) -> (Vec<NewErpPayment>, [i64; 4]) {
+    let (single, twice, full) = (&t[0], &t[1], &t[2]);
+    let mut in_full = pay(full, "PAY-4", full.total, "CHK-4");
+    in_full.paid_in_full = true;
+    let payments = vec![
+        pay(single, "PAY-1", part(single.total, 3), "CHK-1"),
+        pay(twice, "PAY-2", part(twice.total, 4), "CHK-2"),
+        pay(twice, "PAY-3", part(twice.total, 5), "CHK-3"),
+        in_full,
+    ];
+    (payments, [single.id, twice.id, twice.id, full.id])
+}
+
 async fn record(h: &Harness, payments: &[NewErpPayment]) -> Vec<i64> {
     h.erp
         .record_payments(payments)
@@ -537,15 +552,7 @@ async fn api_payments_land_once_with_one_put_per_invoice_in_json_and_xml() {
         let h = api_harness(format, 120).await;
         let t = targets(&h.sim);
         let (single, twice, full) = (&t[0], &t[1], &t[2]);
-        let mut in_full = pay(full, "PAY-4", full.total, "CHK-4");
-        in_full.paid_in_full = true;
-        let payments = vec![
-            pay(single, "PAY-1", part(single.total, 3), "CHK-1"),
-            pay(twice, "PAY-2", part(twice.total, 4), "CHK-2"),
-            pay(twice, "PAY-3", part(twice.total, 5), "CHK-3"),
-            in_full,
-        ];
-        let invoice_of = [single.id, twice.id, twice.id, full.id];
+        let (payments, invoice_of) = mixed_payments(&t);
         record(&h, &payments).await;
         let puts = invoice_puts(&h.sim);
 
@@ -931,15 +938,7 @@ async fn csv_payments_go_out_in_one_file_and_land_once() {
     let settings = csv_settings(&h.sim, h.sim.sftp_host_key.clone());
     let t = targets(&h.sim);
     let (single, twice, full) = (&t[0], &t[1], &t[2]);
-    let mut in_full = pay(full, "PAY-4", full.total, "CHK-4");
-    in_full.paid_in_full = true;
-    let payments = vec![
-        pay(single, "PAY-1", part(single.total, 3), "CHK-1"),
-        pay(twice, "PAY-2", part(twice.total, 4), "CHK-2"),
-        pay(twice, "PAY-3", part(twice.total, 5), "CHK-3"),
-        in_full,
-    ];
-    let invoice_of = [single.id, twice.id, twice.id, full.id];
+    let (payments, invoice_of) = mixed_payments(&t);
     record(&h, &payments).await;
 
     let report = pass(&h, settings.clone()).await;
