@@ -5,8 +5,10 @@
 //! what the simulator's suppliers look like, and runs the flows that exist end to end: the
 //! invoice export twice (the second pass shows there is nothing left to do), then the ERP pays a
 //! share of the invoices it booked (with a few payments that match nothing or too much) and the
-//! payment push sends half of them by API and half as a CSV file over SFTP. Prints a summary and
-//! the data folder.
+//! payment push sends half of them by API and half as a CSV file over SFTP. Last, the Coupa Pay
+//! export books Coupa Pay's payments in the ERP; a Coupa clerk then changes the status of two
+//! exported payments, and the next pass applies the changes. Prints a summary and the data
+//! folder.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -22,11 +24,12 @@ use coupa_sim::config::{DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET};
 use chrono::Days;
 use rust_decimal::Decimal;
 
-use crate::config::{PaymentTransport, PaymentsConfig, SftpConfig};
+use crate::config::{PayPaymentsConfig, PaymentTransport, PaymentsConfig, SftpConfig};
 use crate::erp::sql::SqlErp;
 use crate::erp::{ErpInvoiceRecord, NewErpPayment};
 use crate::flows::PassReport;
 use crate::flows::invoice_export::{InvoiceExport, Monitoring, Settings};
+use crate::flows::pay_export::PayExport;
 use crate::flows::payment_push::PaymentPush;
 use crate::store::Store;
 use crate::store::call_log::CallLog;
@@ -42,6 +45,9 @@ pub struct DemoArgs {
     /// Invoices to generate.
     #[arg(long, default_value_t = 500)]
     pub invoices: usize,
+    /// Coupa Pay payments to generate.
+    #[arg(long, default_value_t = 60)]
+    pub pay_payments: usize,
     /// How the invoice export tells Coupa what happened (seed 001's options 1, 2 and 3).
     #[arg(long, value_enum, default_value_t = Monitoring::Runs)]
     pub monitoring: Monitoring,
@@ -113,6 +119,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let sim = coupa_sim::spawn(SimConfig {
         seed: args.seed,
         invoices: args.invoices,
+        pay_payments: args.pay_payments,
         // Coupa picks payment files up every 3 to 6 minutes; the demo has no such patience.
         csv_pickup: std::time::Duration::from_millis(200),
         ..SimConfig::default()
@@ -186,6 +193,24 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         let again = push.run().await.context("payment push, second pass")?;
         pushes.push((transport, report, again));
     }
+
+    let pay = PayExport::new(
+        client.clone(),
+        Arc::new(erp.clone()),
+        store.clone(),
+        PayPaymentsConfig::default(),
+    );
+    let pay_first = pay.run().await.context("Coupa Pay export")?;
+    let booked: Vec<(i64, String)> = erp
+        .pay_payments()
+        .await
+        .context("reading the ERP")?
+        .into_iter()
+        .map(|p| (p.coupa_payment_id, p.status))
+        .collect();
+    let changed = clerk_changes_pay_statuses(&sim, &booked);
+    let pay_second = pay.run().await.context("Coupa Pay export, second pass")?;
+    let pay_third = pay.run().await.context("Coupa Pay export, third pass")?;
     drop(client);
     call_log_task.flush().await;
 
@@ -194,11 +219,14 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     for (transport, report, again) in &pushes {
         print_payments(*transport, report, again);
     }
+    let paid = erp_rows.iter().filter(|r| r.status == "paid").count();
+    print_pay(&pay_first, &changed, &pay_second, &pay_third, paid);
     println!("\n  time                    {:.2?}", started.elapsed());
     println!("  data folder             {}", data_dir.display());
-    println!("    erp.db    the reference ERP (erp_invoices, erp_payments, ...)");
+    println!(
+        "    erp.db    the reference ERP (erp_invoices, erp_payments, erp_coupa_pay_payments, ...)"
+    );
     println!("    state.db  runs, the per-document journal, every Coupa call");
-    println!("  (Coupa Pay export joins this demo as issue 6 lands)");
     if args.serve {
         println!("\nServing the simulator until Ctrl-C.");
         let _ = tokio::signal::ctrl_c().await;
@@ -295,6 +323,64 @@ fn print_payments(transport: PaymentTransport, first: &PassReport, second: &Pass
     println!(
         "  second pass             {} read, {} Coupa calls (nothing pending)",
         second.listed, second.api_calls
+    );
+}
+
+/// What a Coupa user does after the first export: a payment that completed with errors is
+/// completed after all, and a completed one is cancelled, each among the payments the ERP booked
+/// (`(id, status)`). Returns (id, from, to) of each change.
+fn clerk_changes_pay_statuses(
+    sim: &coupa_sim::RunningSim,
+    booked: &[(i64, String)],
+) -> Vec<(i64, String, &'static str)> {
+    let now = sim.state.now();
+    let mut db = sim.state.db.lock();
+    let mut picks = Vec::new();
+    for (from, to) in [
+        ("completed_with_errors", "completed_successfully"),
+        ("completed_successfully", "cancelled"),
+    ] {
+        if let Some((id, _)) = booked.iter().find(|(_, status)| status == from)
+            && coupa_sim::clerk::set_pay_status(&mut db, *id, to, now).is_ok()
+        {
+            picks.push((*id, from.to_owned(), to));
+        }
+    }
+    picks
+}
+
+fn print_pay(
+    first: &PassReport,
+    changed: &[(i64, String, &str)],
+    second: &PassReport,
+    third: &PassReport,
+    erp_paid: usize,
+) {
+    println!();
+    println!("Coupa Pay export (supplier payments, completed with or without errors)");
+    println!("  payments listed         {}", first.listed);
+    println!("  booked in the ERP       {}", first.posted);
+    println!("  marked exported         {}", first.exported);
+    println!("  with unapplied details  {}", first.rejected.len());
+    for (id, why) in first.rejected.iter().take(5) {
+        println!("    payment {id}: {why}");
+    }
+    println!("  left for the next pass  {}", first.transient.len());
+    for (id, why) in first.transient.iter().take(5) {
+        println!("    payment {id}: {why}");
+    }
+    println!("  ERP invoices now paid   {erp_paid}");
+    println!("  API calls               {}", first.api_calls);
+    for (id, from, to) in changed {
+        println!("  a Coupa clerk moves     payment {id}: {from} -> {to}");
+    }
+    println!(
+        "  second pass             {} status changes applied to the ERP ({} Coupa calls)",
+        second.updated, second.api_calls
+    );
+    println!(
+        "  third pass              {} listed, {} booked, {} updated (nothing left to do)",
+        third.listed, third.posted, third.updated
     );
 }
 

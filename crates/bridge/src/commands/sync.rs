@@ -15,6 +15,7 @@ use crate::config::Config;
 use crate::erp::sql::SqlErp;
 use crate::flows::PassReport;
 use crate::flows::invoice_export::InvoiceExport;
+use crate::flows::pay_export::PayExport;
 use crate::flows::payment_push::PaymentPush;
 use crate::store::Store;
 use crate::store::call_log::CallLog;
@@ -25,6 +26,8 @@ pub enum Flow {
     Invoices,
     /// ERP payments onto their Coupa invoices.
     Payments,
+    /// Coupa Pay payments into the ERP.
+    PayPayments,
     /// Every flow that exists, in order.
     All,
 }
@@ -70,8 +73,21 @@ pub async fn run(args: SyncArgs) -> anyhow::Result<ExitCode> {
         }
     }
     if failure.is_none() && matches!(args.flow, Flow::Payments | Flow::All) {
-        let flow = PaymentPush::new(client.clone(), erp, store, config.payments.clone());
+        let flow = PaymentPush::new(
+            client.clone(),
+            erp.clone(),
+            store.clone(),
+            config.payments.clone(),
+        );
         match flow.run().await.context("payment push") {
+            Ok(r) => reports.push(r),
+            Err(e) => failure = Some(e),
+        }
+    }
+    // After the invoice export, so the invoices a Coupa Pay payment settles are in the ERP.
+    if failure.is_none() && matches!(args.flow, Flow::PayPayments | Flow::All) {
+        let flow = PayExport::new(client.clone(), erp, store, config.pay_payments.clone());
+        match flow.run().await.context("Coupa Pay export") {
             Ok(r) => reports.push(r),
             Err(e) => failure = Some(e),
         }
@@ -92,17 +108,18 @@ pub async fn run(args: SyncArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn print_report(r: &PassReport) {
-    let (done, written, rejected) = match r.flow.as_str() {
-        "payments" => ("synced", "added to Coupa", "failed"),
-        _ => ("exported", "posted", "rejected"),
+    let (done, written, changed, rejected) = match r.flow.as_str() {
+        "payments" => ("synced", "added to Coupa", "cancelled", "failed"),
+        "pay-payments" => ("marked exported", "booked", "updated", "with problems"),
+        _ => ("exported", "posted", "cancelled", "rejected"),
     };
     println!(
-        "{}: {} listed, {} {done}, {} {written}, {} cancelled, {} {rejected}, {} left for the next pass ({} Coupa calls, {:.1}s, run {})",
+        "{}: {} listed, {} {done}, {} {written}, {} {changed}, {} {rejected}, {} left for the next pass ({} Coupa calls, {:.1}s, run {})",
         r.flow,
         r.listed,
         r.exported,
         r.posted,
-        r.cancelled,
+        r.cancelled + r.updated,
         r.rejected.len(),
         r.transient.len(),
         r.api_calls,

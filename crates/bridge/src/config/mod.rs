@@ -334,6 +334,15 @@ pub struct PayPaymentsConfig {
     /// Only payments from this issuing bank, when set.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub issuing_bank: Option<String>,
+    /// The Coupa integration each pass opens its run under (history records, errors with
+    /// alerts); created when missing.
+    pub integration_code: String,
+    /// Status changes after export are found by `updated-at` above the last pass's newest,
+    /// less this overlap: Coupa may commit a change with an `updated-at` a little older than one
+    /// already seen.
+    pub overlap_secs: u64,
+    /// Payments worked on at once; the shared rate governor still bounds Coupa calls.
+    pub concurrency: usize,
 }
 
 impl Default for PayPaymentsConfig {
@@ -345,6 +354,9 @@ impl Default for PayPaymentsConfig {
             ],
             pay_to_account_type: "CoupaPay::SupplierPaymentAccount".into(),
             issuing_bank: None,
+            integration_code: "ERP-COUPA-PAY".into(),
+            overlap_secs: 300,
+            concurrency: 4,
         }
     }
 }

@@ -100,6 +100,15 @@ pub(crate) const KEYS: &[Key] = &[
     key("pay_payments.statuses", Kind::List),
     key("pay_payments.pay_to_account_type", Kind::Str),
     key("pay_payments.issuing_bank", Kind::Str),
+    key("pay_payments.integration_code", Kind::Str),
+    key(
+        "pay_payments.overlap_secs",
+        Kind::Int {
+            min: 0,
+            max: 86_400,
+        },
+    ),
+    key("pay_payments.concurrency", Kind::Int { min: 1, max: 256 }),
 ];
 
 /// Every key path (`coupa.base_url`, `payments.sftp.host`, ...), in the order `config check`

@@ -192,6 +192,14 @@ pub(super) fn check(config: &Config) -> (Issues, Vec<String>) {
         "pay_payments.statuses",
         &config.pay_payments.statuses,
     );
+    not_empty(
+        &mut problem,
+        "pay_payments.integration_code",
+        &config.pay_payments.integration_code,
+    );
+    if config.pay_payments.concurrency == 0 {
+        problem("pay_payments.concurrency", "expected at least 1".into());
+    }
     if config
         .pay_payments
         .issuing_bank

@@ -8,8 +8,12 @@
 //! - every [`ErpError`] is transient (the document stays for the next pass);
 //! - payments to push to Coupa are read with [`Erp::pending_payments`] (in id order, a page at a
 //!   time) and their fate written back with [`Erp::settle_payments`]; a row that is no longer
-//!   pending is never changed again, so settling twice is harmless.
+//!   pending is never changed again, so settling twice is harmless;
+//! - a Coupa Pay payment is booked with [`Erp::book_pay_payment`], an upsert by Coupa payment id
+//!   that compares before it writes: booking the same version again changes nothing, a newer
+//!   version (a status change) updates the row and its applications, never adds a second one.
 
+mod coupa_pay;
 mod payments;
 mod schema;
 pub mod sql;
@@ -114,6 +118,90 @@ pub enum PaymentSync {
     },
 }
 
+/// A Coupa Pay payment as the ERP books it: one `erp_coupa_pay_payments` row and one
+/// `erp_payment_applications` row per Coupa `payment-details` entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ErpPayPayment {
+    pub coupa_payment_id: i64,
+    /// Coupa's status: `completed_successfully`, `completed_with_errors`, `cancelled`, ...
+    pub status: String,
+    pub payment_identifier: Option<String>,
+    /// What left the paying account, in `pay_from_currency`.
+    pub pay_from_total: Option<Decimal>,
+    pub pay_from_currency: Option<String>,
+    /// What the payee receives, in `pay_to_currency`.
+    pub pay_to_total: Option<Decimal>,
+    pub pay_to_currency: Option<String>,
+    /// Pay-from units per pay-to unit, as Coupa gives it (up to 9 decimals).
+    pub exchange_rate: Option<Decimal>,
+    pub payee_name: Option<String>,
+    /// `CoupaPay::SupplierPaymentAccount`, `CoupaPay::EmployeePaymentAccount`, ...
+    pub pay_to_account_type: Option<String>,
+    /// Coupa's `error-text` (set on `completed_with_errors`).
+    pub error_text: Option<String>,
+    /// Coupa's `updated-at` of the version booked: an older version never overwrites a newer.
+    pub coupa_updated_at: DateTime<Utc>,
+    pub applications: Vec<PayApplication>,
+}
+
+/// Coupa Pay settles ERP invoices only with this status; any other leaves them open.
+pub const PAY_STATUS_SETTLES: &str = "completed_successfully";
+
+/// One `payment-details` entry: what the payment pays of one invoice (or expense report).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PayApplication {
+    pub coupa_detail_id: Option<i64>,
+    /// `InvoiceHeader` for invoices; other kinds (`ExpenseReport`) are kept but never matched
+    /// to an ERP invoice.
+    pub source_type: Option<String>,
+    /// `source-transaction-id`: the Coupa invoice id.
+    pub coupa_invoice_id: Option<i64>,
+    /// `source-transaction-reference`: the invoice number.
+    pub invoice_number: Option<String>,
+    /// `payment-total`: the cash paid for this invoice.
+    pub amount: Decimal,
+    /// `transaction-total`: how much of the invoice this settles (cash + discount − adjustment).
+    pub settled: Decimal,
+    pub discount: Decimal,
+    pub adjustment: Decimal,
+    pub currency: String,
+}
+
+impl PayApplication {
+    /// Whether this detail pays an invoice (and so must match one in the ERP).
+    pub fn is_invoice(&self) -> bool {
+        self.source_type
+            .as_deref()
+            .is_none_or(|t| t == "InvoiceHeader")
+    }
+}
+
+/// What booking a Coupa Pay payment changed in the ERP.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PayBookingChange {
+    /// New to the ERP.
+    Inserted,
+    /// The ERP held an earlier version; the row and its applications now show this one.
+    Updated { previous_status: String },
+    /// The ERP already holds this version, or a newer one: nothing was written.
+    Unchanged,
+}
+
+/// The ERP's answer to [`Erp::book_pay_payment`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PayBooking {
+    pub change: PayBookingChange,
+    /// Invoice details the ERP could not apply to one of its invoices, by index into
+    /// `ErpPayPayment::applications`, with why (unknown invoice, number or currency mismatch,
+    /// cancelled). They are kept unapplied, and applied when the invoice arrives. For
+    /// `Unchanged`, the problems of the version the ERP holds.
+    pub unapplied: Vec<(usize, String)>,
+    /// ERP document numbers of invoices this booking made `paid`.
+    pub paid: Vec<String>,
+    /// ERP document numbers of invoices this booking made `open` again (a cancelled payment).
+    pub reopened: Vec<String>,
+}
+
 pub trait Erp: Send + Sync {
     /// Idempotent by coupa_invoice_id: posting an invoice the ERP already has returns its
     /// document number with already_posted = true and posts nothing.
@@ -142,6 +230,14 @@ pub trait Erp: Send + Sync {
         &'a self,
         outcomes: &'a [(i64, PaymentSync)],
     ) -> BoxFuture<'a, Result<(), ErpError>>;
+
+    /// Books a Coupa Pay payment, idempotent by `coupa_payment_id`, in one transaction (see
+    /// [`PayBooking`]). Invoices whose settled amount reaches their total become `paid`; an
+    /// invoice a cancelled or failed payment no longer settles becomes `open` again.
+    fn book_pay_payment<'a>(
+        &'a self,
+        payment: &'a ErpPayPayment,
+    ) -> BoxFuture<'a, Result<PayBooking, ErpError>>;
 }
 
 /// An invoice header as the embedded ERP stores it (`erp_invoices`).
@@ -197,4 +293,48 @@ pub struct ErpPaymentRecord {
     pub coupa_invoice_id: Option<i64>,
     /// RFC 3339 UTC text (see [`crate::db::timestamp`]).
     pub synced_at: Option<String>,
+}
+
+/// One `erp_coupa_pay_payments` row as stored, from [`SqlErp::pay_payments`]. Amounts and the
+/// exchange rate are the stored decimal text (scale kept: `20000.00`, `1500`, `0.912345678`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ErpPayPaymentRecord {
+    pub coupa_payment_id: i64,
+    pub status: String,
+    pub payment_identifier: Option<String>,
+    pub pay_from_total: Option<String>,
+    pub pay_from_currency: Option<String>,
+    pub pay_to_total: Option<String>,
+    pub pay_to_currency: Option<String>,
+    pub exchange_rate: Option<String>,
+    pub payee_name: Option<String>,
+    pub pay_to_account_type: Option<String>,
+    pub error_text: Option<String>,
+    /// Coupa's `updated-at` of the version booked, RFC 3339 UTC text.
+    pub updated_at: Option<String>,
+    /// When the ERP first committed the row, RFC 3339 UTC text.
+    pub exported_at: Option<String>,
+    /// When the ERP last changed the row, RFC 3339 UTC text.
+    pub changed_at: Option<String>,
+}
+
+/// One `erp_payment_applications` row as stored, from [`SqlErp::payment_applications`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ErpPaymentApplicationRecord {
+    pub coupa_payment_id: i64,
+    pub coupa_detail_id: Option<i64>,
+    pub source_type: Option<String>,
+    pub coupa_invoice_id: Option<i64>,
+    pub invoice_number: Option<String>,
+    /// Coupa's payment-total (the cash), decimal text as stored.
+    pub amount: String,
+    /// Coupa's transaction-total (what it settles of the invoice), decimal text as stored.
+    pub settled: Option<String>,
+    pub discount: Option<String>,
+    pub adjustment: Option<String>,
+    pub currency: String,
+    /// Matched to an ERP invoice (and so counted towards it when the payment settles).
+    pub applied: bool,
+    /// Why an invoice detail is not applied; `None` when applied or not an invoice.
+    pub problem: Option<String>,
 }

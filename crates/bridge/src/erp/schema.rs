@@ -6,7 +6,9 @@ use crate::db::Migration;
 
 pub(crate) const COMPONENT: &str = "erp";
 
-pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
+pub(crate) const MIGRATIONS: &[Migration] = &[AP_LEDGER, COUPA_PAY_APPLICATIONS];
+
+const AP_LEDGER: Migration = Migration {
     version: 1,
     name: "AP ledger: suppliers, periods, invoices, payments, Coupa Pay",
     statements: &[
@@ -96,4 +98,29 @@ pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
         "CREATE INDEX erp_payment_applications_payment ON erp_payment_applications (coupa_payment_id)",
         "CREATE INDEX erp_payment_applications_invoice ON erp_payment_applications (coupa_invoice_id)",
     ],
-}];
+};
+
+const COUPA_PAY_APPLICATIONS: Migration = Migration {
+    version: 2,
+    name: "Coupa Pay: error text, account type, applications applied or not",
+    // One column per statement: SQLite's ALTER TABLE adds one at a time.
+    statements: &[
+        // Coupa's `error-text` and pay-to account type. `changed_at` is when the ERP last
+        // changed the row; `exported_at` stays when it first committed it, and `updated_at`
+        // holds Coupa's `updated-at` of the version booked.
+        "ALTER TABLE erp_coupa_pay_payments ADD COLUMN error_text TEXT",
+        "ALTER TABLE erp_coupa_pay_payments ADD COLUMN pay_to_account_type TEXT",
+        "ALTER TABLE erp_coupa_pay_payments ADD COLUMN changed_at TEXT",
+        // One row per Coupa `payment-details` entry: `amount` is its payment-total (cash),
+        // `settled` its transaction-total (what it settles of the invoice). `applied` when it
+        // matched an ERP invoice (number, currency, not cancelled); otherwise `problem` says
+        // why (NULL for details that are not invoices, which are never matched).
+        "ALTER TABLE erp_payment_applications ADD COLUMN coupa_detail_id {int}",
+        "ALTER TABLE erp_payment_applications ADD COLUMN source_type TEXT",
+        "ALTER TABLE erp_payment_applications ADD COLUMN settled TEXT",
+        "ALTER TABLE erp_payment_applications ADD COLUMN discount TEXT",
+        "ALTER TABLE erp_payment_applications ADD COLUMN adjustment TEXT",
+        "ALTER TABLE erp_payment_applications ADD COLUMN applied {bool} NOT NULL DEFAULT FALSE",
+        "ALTER TABLE erp_payment_applications ADD COLUMN problem TEXT",
+    ],
+};

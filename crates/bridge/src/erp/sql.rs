@@ -13,7 +13,7 @@ use sqlx::any::AnyRow;
 
 use super::{
     BoxFuture, CancelOutcome, Erp, ErpError, ErpInvoice, ErpInvoiceLine, ErpInvoiceRecord,
-    ErpPayment, MalformedPayment, PaymentSync, PostOutcome, schema,
+    ErpPayPayment, ErpPayment, MalformedPayment, PayBooking, PaymentSync, PostOutcome, schema,
 };
 use crate::db::{self, Db, placeholders, timestamp};
 
@@ -319,6 +319,9 @@ impl SqlErp {
                 "{what}: inserting the lines of {document_number}"
             )))?;
         }
+        // Coupa Pay payments booked before the ERP had this invoice apply to it now.
+        self.apply_waiting(tx.conn(), invoice, &document_number)
+            .await?;
         match tx.commit().await {
             Ok(()) => Ok(PostOutcome::Accepted {
                 document_number,
@@ -430,6 +433,13 @@ impl Erp for SqlErp {
         outcomes: &'a [(i64, PaymentSync)],
     ) -> BoxFuture<'a, Result<(), ErpError>> {
         Box::pin(self.write_payment_outcomes(outcomes))
+    }
+
+    fn book_pay_payment<'a>(
+        &'a self,
+        payment: &'a ErpPayPayment,
+    ) -> BoxFuture<'a, Result<PayBooking, ErpError>> {
+        Box::pin(self.book_pay(payment))
     }
 }
 

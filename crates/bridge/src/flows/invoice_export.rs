@@ -28,7 +28,7 @@ use coupa_api::observe::CallContext;
 use coupa_api::paging::RecordError;
 use coupa_api::query::{Fields, Query};
 use coupa_api::wire::Invoice;
-use coupa_api::{Client, ContactAlertType, ErrorClass, IntegrationRunId, InvoiceId, InvoiceStatus};
+use coupa_api::{Client, ContactAlertType, IntegrationRunId, InvoiceId, InvoiceStatus};
 use coupa_doc::Value;
 use futures_util::StreamExt;
 use rust_decimal::Decimal;
@@ -36,7 +36,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::erp::{CancelOutcome, Erp, ErpInvoice, ErpInvoiceLine, PostOutcome};
 use crate::failpoint;
-use crate::flows::{FlowError, PassReport};
+use crate::flows::monitoring::{self, RecordKind, Unresolved};
+use crate::flows::{FlowError, PassReport, StepFailure};
 use crate::store::Store;
 
 /// The flow's name in the state store, logs and metrics.
@@ -234,13 +235,6 @@ enum Done {
     Unreadable(String),
 }
 
-/// Unresolved Coupa records of one document, by kind.
-#[derive(Clone, Debug, Default)]
-struct Unresolved {
-    history: Vec<i64>,
-    errors: Vec<i64>,
-}
-
 impl InvoiceExport {
     pub fn new(client: Client, erp: Arc<dyn Erp>, store: Store, settings: Settings) -> Self {
         InvoiceExport {
@@ -402,41 +396,17 @@ impl InvoiceExport {
         Ok(())
     }
 
-    /// The unresolved history records and integration errors of a page's invoices: one listing
-    /// per kind for the whole page, not one per invoice.
+    /// The unresolved history records (and, in runs, integration errors) of a page's invoices.
     async fn unresolved(
         &self,
         client: &Client,
         ids: &[i64],
     ) -> Result<HashMap<i64, Unresolved>, FlowError> {
-        let mut map: HashMap<i64, Unresolved> = HashMap::new();
-        if ids.is_empty() || self.settings.monitoring == Monitoring::CustomFields {
-            return Ok(map);
+        if self.settings.monitoring == Monitoring::CustomFields {
+            return Ok(HashMap::new());
         }
-        let q = || {
-            Query::new()
-                .eq("resolved", false)
-                .eq("document-type", DOCUMENT_TYPE)
-                .is_in("document-id", ids.iter().copied())
-                .fields(Fields::new(["id", "document-id", "resolved"]))
-        };
-        for item in client.history_records().list(q()).collect_all().await? {
-            if let Ok(h) = item
-                && let Some(doc) = h.document_id
-            {
-                map.entry(doc).or_default().history.push(h.id.get());
-            }
-        }
-        if self.settings.monitoring == Monitoring::Runs {
-            for item in client.integration_errors().list(q()).collect_all().await? {
-                if let Ok(e) = item
-                    && let Some(doc) = e.document_id
-                {
-                    map.entry(doc).or_default().errors.push(e.id.get());
-                }
-            }
-        }
-        Ok(map)
+        let with_errors = self.settings.monitoring == Monitoring::Runs;
+        Ok(monitoring::unresolved(client, DOCUMENT_TYPE, ids, with_errors).await?)
     }
 
     /// One invoice, start to end of its cycle.
@@ -574,7 +544,7 @@ impl InvoiceExport {
         open: &Unresolved,
         stage: &str,
         entry: &mut Entry,
-    ) -> Result<(), RecordFailure> {
+    ) -> Result<(), StepFailure> {
         let s = &self.settings;
         let k = key(id);
         let rejected = entry.erp.is_rejection();
@@ -590,46 +560,11 @@ impl InvoiceExport {
             failpoint::hit("record-created");
             return Ok(());
         }
-        // The kind of record this cycle creates: an error for a rejection under option 3,
-        // a history record otherwise.
-        let creates_error = rejected && s.monitoring == Monitoring::Runs;
-        let mine_kind = if creates_error {
-            &open.errors
-        } else {
-            &open.history
-        };
-        let all_open: Vec<i64> = open.history.iter().chain(&open.errors).copied().collect();
-        // Records the crashed attempt of this cycle created: not in its snapshot.
-        let already_created = if stage == step::RECORDING {
-            mine_kind
-                .iter()
-                .copied()
-                .find(|r| !entry.before.contains(r))
-        } else {
-            None
-        };
         if stage == step::POSTED {
-            entry.before = all_open.clone();
+            entry.before = open.all();
             self.store
                 .journal_put(FLOW, &k, step::RECORDING, &json(entry), Some(run))
                 .await?;
-        }
-        // Resolve the previous cycles' records (not the one this cycle made).
-        for rid in &open.history {
-            if Some(*rid) != already_created {
-                client
-                    .history_records()
-                    .resolve(coupa_api::HistoryRecordId(*rid))
-                    .await?;
-            }
-        }
-        for rid in &open.errors {
-            if Some(*rid) != already_created {
-                client
-                    .integration_errors()
-                    .resolve(coupa_api::IntegrationErrorId(*rid))
-                    .await?;
-            }
         }
         if let Some(n) = entry.erp.document_number() {
             client
@@ -637,43 +572,29 @@ impl InvoiceExport {
                 .set_custom_fields(id, &[(s.erp_number_field.as_str(), Value::from(n))])
                 .await?;
         }
-        let record_id = match already_created {
-            Some(r) => r,
-            None => {
-                let record = NewMonitoringRecord {
-                    integration_code: s.integration_code.clone(),
-                    run: coupa_run,
-                    document_type: DOCUMENT_TYPE.into(),
-                    document_id: Some(id.get()),
-                    document_status: Some(status.to_owned()),
-                    contact_alert_type: if rejected {
-                        ContactAlertType::Functional
-                    } else {
-                        ContactAlertType::Technical
-                    },
-                    status: Some(if rejected { "Error" } else { "Success" }.into()),
-                    external_id: entry.erp.document_number().map(str::to_owned),
-                    responses: responses(&entry.erp),
-                };
-                if creates_error {
-                    client
-                        .integration_errors()
-                        .create_alert(&record)
-                        .await?
-                        .id
-                        .get()
-                } else if rejected {
-                    client
-                        .history_records()
-                        .create_alert(&record)
-                        .await?
-                        .id
-                        .get()
-                } else {
-                    client.history_records().create(&record).await?.id.get()
-                }
-            }
+        // An error for a rejection under option 3, a history record otherwise.
+        let kind = match (rejected, s.monitoring) {
+            (true, Monitoring::Runs) => RecordKind::ErrorAlert,
+            (true, _) => RecordKind::HistoryAlert,
+            (false, _) => RecordKind::History,
         };
+        let record = NewMonitoringRecord {
+            integration_code: s.integration_code.clone(),
+            run: coupa_run,
+            document_type: DOCUMENT_TYPE.into(),
+            document_id: Some(id.get()),
+            document_status: Some(status.to_owned()),
+            contact_alert_type: if rejected {
+                ContactAlertType::Functional
+            } else {
+                ContactAlertType::Technical
+            },
+            status: Some(if rejected { "Error" } else { "Success" }.into()),
+            external_id: entry.erp.document_number().map(str::to_owned),
+            responses: responses(&entry.erp),
+        };
+        let before = (stage == step::RECORDING).then_some(entry.before.as_slice());
+        let record_id = monitoring::replace_records(client, open, before, kind, &record).await?;
         failpoint::hit("record-created");
         entry.record = Some(record_id);
         self.store
@@ -706,30 +627,6 @@ fn json(entry: &Entry) -> String {
     serde_json::to_string(entry).unwrap_or_default()
 }
 
-/// A failure while telling Coupa, from the API or from the journal.
-enum RecordFailure {
-    Coupa(coupa_api::Error),
-    Store(crate::store::StoreError),
-}
-
-impl From<coupa_api::Error> for RecordFailure {
-    fn from(e: coupa_api::Error) -> Self {
-        RecordFailure::Coupa(e)
-    }
-}
-
-impl From<crate::store::StoreError> for RecordFailure {
-    fn from(e: crate::store::StoreError) -> Self {
-        RecordFailure::Store(e)
-    }
-}
-
-/// Coupa answers that stop the whole pass (credentials) vs those that leave one invoice for the
-/// next pass (outages, a refused write: the invoice stays unexported and is reported).
-fn transient_or_fatal(e: impl Into<RecordFailure>) -> Result<Done, FlowError> {
-    match e.into() {
-        RecordFailure::Store(e) => Err(e.into()),
-        RecordFailure::Coupa(e) if e.class() == ErrorClass::Auth => Err(e.into()),
-        RecordFailure::Coupa(e) => Ok(Done::Transient(e.to_string())),
-    }
+fn transient_or_fatal(e: impl Into<StepFailure>) -> Result<Done, FlowError> {
+    crate::flows::transient_or_fatal(e).map(Done::Transient)
 }

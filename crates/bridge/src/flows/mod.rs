@@ -1,11 +1,13 @@
 //! The connector's flows: one module per flow, each a pass over the documents it moves.
 
 pub mod invoice_export;
+mod monitoring;
+pub mod pay_export;
 pub mod payment_push;
 
-use coupa_api::Client;
 use coupa_api::client::NewIntegration;
 use coupa_api::query::{Fields, Query};
+use coupa_api::{Client, ErrorClass};
 
 use crate::erp::ErpError;
 use crate::store::{RunOutcome, StoreError};
@@ -38,6 +40,8 @@ pub struct PassReport {
     pub exported: u64,
     pub posted: u64,
     pub cancelled: u64,
+    /// Documents the ERP already held and changed since (a Coupa Pay status change).
+    pub updated: u64,
     /// Permanent rejections, recorded in Coupa: (document id, reasons).
     pub rejected: Vec<(i64, String)>,
     /// Left for the next pass: (document id, why).
@@ -73,12 +77,40 @@ impl PassReport {
                 (Ok(()), false) => "partial",
             }
             .into(),
-            documents_ok: self.exported,
+            documents_ok: self.exported + self.updated,
             documents_failed: (self.rejected.len() + self.unreadable.len()) as u64,
             documents_skipped: self.transient.len() as u64,
             api_calls: self.api_calls,
             error: result.as_ref().err().map(ToString::to_string),
         }
+    }
+}
+
+/// A failure of one document's step, from Coupa or from the journal.
+pub(crate) enum StepFailure {
+    Coupa(coupa_api::Error),
+    Store(StoreError),
+}
+
+impl From<coupa_api::Error> for StepFailure {
+    fn from(e: coupa_api::Error) -> Self {
+        StepFailure::Coupa(e)
+    }
+}
+
+impl From<StoreError> for StepFailure {
+    fn from(e: StoreError) -> Self {
+        StepFailure::Store(e)
+    }
+}
+
+/// Failures that stop the whole pass (credentials, the state store) vs those that leave one
+/// document for the next pass (outages, a refused write), with why to report.
+pub(crate) fn transient_or_fatal(e: impl Into<StepFailure>) -> Result<String, FlowError> {
+    match e.into() {
+        StepFailure::Store(e) => Err(e.into()),
+        StepFailure::Coupa(e) if e.class() == ErrorClass::Auth => Err(e.into()),
+        StepFailure::Coupa(e) => Ok(e.to_string()),
     }
 }
 
@@ -134,7 +166,9 @@ pub(crate) async fn fail_orphan_runs(client: &Client, code: &str) -> Result<(), 
 fn passes_can_be_spawned(
     invoices: invoice_export::InvoiceExport,
     payments: payment_push::PaymentPush,
+    pay_payments: pay_export::PayExport,
 ) {
     tokio::spawn(async move { invoices.run().await.map(|_| ()) });
+    tokio::spawn(async move { pay_payments.run().await.map(|_| ()) });
     tokio::spawn(async move { payments.run().await.map(|_| ()) });
 }

@@ -429,3 +429,260 @@ async fn payments_crash(transport: &str, failpoints: &[&str], delays_ms: std::op
         );
     }
 }
+
+/// The Coupa Pay payments of the simulator, by id.
+fn pay_rows(sim: &coupa_sim::RunningSim) -> BTreeMap<i64, coupa_doc::Object> {
+    let db = sim.state.db.lock();
+    db.pay_payments
+        .rows()
+        .filter_map(|r| Some((r.get("id").and_then(Value::as_i64)?, r.clone())))
+        .collect()
+}
+
+fn pay_status(p: &coupa_doc::Object) -> &str {
+    p.get("status").and_then(Value::as_str).unwrap_or("")
+}
+
+fn pay_exported(p: &coupa_doc::Object) -> bool {
+    p.get("exported").and_then(Value::as_bool) == Some(true)
+}
+
+/// Moves payments in the simulator, as Coupa Pay does after the connector exported them.
+fn set_pay_statuses(sim: &coupa_sim::RunningSim, changes: &[(i64, &str)]) {
+    let mut db = sim.state.db.lock();
+    let now = sim.state.now();
+    for (id, status) in changes {
+        coupa_sim::clerk::set_pay_status(&mut db, *id, status, now).expect("pay status");
+    }
+}
+
+/// `sync pay-payments` crashed at each of its failpoints and SIGKILLed at many instants, over
+/// three rounds with status changes between them: every payment ends booked once with its
+/// latest status, marked exported once, with one unresolved record per payment.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_at_many_points_coupa_pay_payments_are_booked_exactly_once() {
+    const SETTLES: &str = "completed_successfully";
+    const WITH_ERRORS: &str = "completed_with_errors";
+    let dir = tempfile::tempdir().expect("temp dir");
+    let sim = coupa_sim::spawn(SimConfig {
+        seed: 13,
+        invoices: 400,
+        pay_payments: 60,
+        ..SimConfig::default()
+    })
+    .await
+    .expect("simulator");
+    let erp_url = sqlite_url(&dir.path().join("erp.db"));
+    let erp = SqlErp::connect(&erp_url).await.expect("erp");
+    seed_erp_from_sim(&erp, &sim)
+        .await
+        .expect("erp master data");
+    let write_config = |name: &str, rate: u32| {
+        let path = dir.path().join(name);
+        std::fs::write(
+            &path,
+            format!(
+                "[coupa]\nbase_url = \"{}\"\nclient_id = \"coupa-bridge\"\n\
+                 requests_per_second = {rate}\nburst = 5\n\n\
+                 [state]\nurl = \"{}\"\n\n[erp]\nkind = \"sql\"\nurl = \"{erp_url}\"\n\n\
+                 [invoices]\nmonitoring = \"runs\"\nconcurrency = 4\n\n\
+                 [pay_payments]\npay_to_account_type = \"\"\nconcurrency = 4\n",
+                sim.base_url(),
+                sqlite_url(&dir.path().join("state.db")),
+            ),
+        )
+        .expect("config");
+        path
+    };
+    let fast = write_config("fast.toml", 5_000);
+    let config = write_config("coupa-bridge.toml", 50);
+    let pay = || sync_flow("pay-payments", &config);
+    let status = sync(&fast).status().expect("invoice export");
+    assert!(status.success(), "the invoice export completes");
+
+    let initial = pay_rows(&sim);
+    // Payments others exported before: never the connector's.
+    let foreign: BTreeSet<i64> = initial
+        .iter()
+        .filter(|(_, p)| pay_exported(p))
+        .map(|(id, _)| *id)
+        .collect();
+    // Status changes made to payments the connector had exported: each is a new version.
+    let mut changes: BTreeMap<i64, usize> = BTreeMap::new();
+    let started = Instant::now();
+    let (mut kills, mut delays, mut aborts) = (0, Vec::new(), 0);
+    // Each round: Coupa Pay changes (from the second on), crashes at failpoints early enough to
+    // leave work, then SIGKILLs until a pass completes. `pay-watermark` ends a pass that did
+    // all its work, so its round leaves the kills only the overlap's re-lists.
+    let rounds: [&[&str]; 4] = [
+        &["pay-booked=3", "pay-record-created=2", "pay-exported=2"],
+        &["pay-exported=1"],
+        &["pay-watermark=1"],
+        &["pay-record-created=1", "pay-booked=2"],
+    ];
+    for (round, failpoints) in rounds.iter().enumerate() {
+        if round > 0 {
+            // Coupa Pay moves on: some exported payments change status, some in flight
+            // complete (and become new to the connector). A second later than the last pass,
+            // so the changes' updated-at is above its watermark (Coupa's are whole seconds).
+            tokio::time::sleep(Duration::from_millis(1_100)).await;
+            let now = pay_rows(&sim);
+            let mut moves = Vec::new();
+            for (i, (id, p)) in now
+                .iter()
+                .filter(|(id, p)| pay_exported(p) && !foreign.contains(id))
+                .enumerate()
+            {
+                let to = match (pay_status(p), (i + round) % 3) {
+                    (SETTLES, 0) => "cancelled",
+                    (SETTLES, 1) if round == 2 => WITH_ERRORS,
+                    (WITH_ERRORS, _) => SETTLES,
+                    ("cancelled", 0) if round == 2 => SETTLES,
+                    _ => continue,
+                };
+                moves.push((*id, to));
+                *changes.entry(*id).or_default() += 1;
+            }
+            let in_flight: Vec<i64> = now
+                .iter()
+                .filter(|(_, p)| {
+                    !pay_exported(p)
+                        && matches!(pay_status(p), "payment_initiated" | "payment_in_progress")
+                })
+                .map(|(id, _)| *id)
+                .collect();
+            // Half of those in flight complete in the second round, the rest in the third.
+            let half = in_flight.len().div_ceil(2);
+            let take = match round {
+                1 => &in_flight[..half],
+                2 => &in_flight[..],
+                _ => &[],
+            };
+            assert!(
+                !take.is_empty() || round == 3,
+                "round {round}: {in_flight:?}"
+            );
+            moves.extend(take.iter().map(|id| (*id, SETTLES)));
+            assert!(moves.len() > 5, "round {round}: {moves:?}");
+            set_pay_statuses(&sim, &moves);
+        }
+        for point in *failpoints {
+            let status = pay()
+                .env(coupa_bridge::failpoint::ENV, point)
+                .status()
+                .expect("binary runs");
+            assert!(
+                !status.success(),
+                "round {round}: {point} must crash the pass"
+            );
+            aborts += 1;
+        }
+        let (k, d) = kill_until_done(pay, 0xC0FFEE + round as u64, 10..1_000).await;
+        kills += k;
+        delays.extend(d);
+    }
+    let status = pay().status().expect("final pass");
+    assert!(status.success());
+
+    let sim_now = pay_rows(&sim);
+    let rows = erp.pay_payments().await.expect("ERP pay payments");
+    let mut in_erp: BTreeMap<i64, &coupa_bridge::erp::ErpPayPaymentRecord> = BTreeMap::new();
+    for r in &rows {
+        assert!(
+            in_erp.insert(r.coupa_payment_id, r).is_none(),
+            "payment {} booked twice",
+            r.coupa_payment_id
+        );
+    }
+    let mut apps: BTreeMap<i64, usize> = BTreeMap::new();
+    for a in erp.payment_applications().await.expect("applications") {
+        *apps.entry(a.coupa_payment_id).or_default() += 1;
+    }
+    let db = sim.state.db.lock();
+    let mut ours = 0u64;
+    for (id, p) in &sim_now {
+        if foreign.contains(id) {
+            assert!(!in_erp.contains_key(id), "payment {id} exported by others");
+            continue;
+        }
+        let eligible = matches!(pay_status(p), SETTLES | WITH_ERRORS);
+        if !pay_exported(p) {
+            assert!(!eligible, "eligible payment {id} left unexported");
+            assert!(
+                !in_erp.contains_key(id),
+                "unexported payment {id} in the ERP"
+            );
+            continue;
+        }
+        ours += 1;
+        assert!(
+            p.get("last-exported-at").is_some_and(|v| !v.is_null()),
+            "payment {id}: last-exported-at"
+        );
+        let row = in_erp.get(id).expect("an exported payment is in the ERP");
+        assert_eq!(row.status, pay_status(p), "payment {id}: latest status");
+        let n = p
+            .get("payment-details")
+            .and_then(Value::as_array)
+            .map_or(0, <[Value]>::len);
+        assert_eq!(apps.get(id).copied().unwrap_or(0), n, "payment {id}");
+        let records: Vec<(bool, bool)> =
+            [(&db.history_records, false), (&db.integration_errors, true)]
+                .into_iter()
+                .flat_map(|(table, error)| {
+                    table
+                        .rows()
+                        .filter(|r| {
+                            r.get("document-type").and_then(Value::as_str)
+                                == Some("CoupaPay::Payment")
+                                && r.get("document-id").and_then(Value::as_i64) == Some(*id)
+                        })
+                        .map(move |r| {
+                            (
+                                error,
+                                r.get("resolved").and_then(Value::as_bool) == Some(true),
+                            )
+                        })
+                        .collect::<Vec<_>>()
+                })
+                .collect();
+        let unresolved = records.iter().filter(|(_, resolved)| !resolved).count();
+        assert_eq!(
+            unresolved, 1,
+            "payment {id}: one unresolved record: {records:?}"
+        );
+        assert_eq!(
+            records.len(),
+            1 + changes.get(id).copied().unwrap_or(0),
+            "payment {id}: one record per version: {records:?}"
+        );
+    }
+    assert_eq!(
+        in_erp.len() as u64,
+        ours,
+        "the ERP holds only exported payments"
+    );
+    // The simulator counts calls per route, not per payment: with every payment exported
+    // once above, as many successful marks as payments means none was marked twice.
+    let marks = sim.state.stats.endpoint("PUT /api/coupa_pay/payments/{id}");
+    assert_eq!(
+        marks.by_status.get(&200).copied().unwrap_or(0),
+        ours,
+        "one mark-exported PUT per payment: {marks:?}"
+    );
+    for run in db.integration_runs.rows() {
+        let status = run.get("status").and_then(Value::as_str).unwrap_or("");
+        assert!(
+            !matches!(status, "pending" | "running"),
+            "integration run {:?} left {status}",
+            run.get("id")
+        );
+    }
+    drop(db);
+    println!(
+        "coupa pay crash test: {ours} payments booked, {} status changes, {aborts} crashes at failpoints, {kills} kills at {delays:?} ms, {:.1}s",
+        changes.values().sum::<usize>(),
+        started.elapsed().as_secs_f64()
+    );
+    assert!(kills >= 3, "the test must really kill: {kills}");
+}

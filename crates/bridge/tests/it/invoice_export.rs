@@ -9,8 +9,8 @@ use coupa_api::{Client, ClientConfig, Format};
 use coupa_bridge::commands::demo::{seed_erp_from_sim, sqlite_url};
 use coupa_bridge::erp::sql::SqlErp;
 use coupa_bridge::erp::{
-    BoxFuture, CancelOutcome, Erp, ErpError, ErpInvoice, ErpPayment, MalformedPayment, PaymentSync,
-    PostOutcome,
+    BoxFuture, CancelOutcome, Erp, ErpError, ErpInvoice, ErpPayPayment, ErpPayment,
+    MalformedPayment, PayBooking, PaymentSync, PostOutcome,
 };
 use coupa_bridge::flows::PassReport;
 use coupa_bridge::flows::invoice_export::{InvoiceExport, Monitoring, Settings};
@@ -391,6 +391,13 @@ impl Erp for DownErp {
         &'a self,
         _: &'a [(i64, PaymentSync)],
     ) -> BoxFuture<'a, Result<(), ErpError>> {
+        Box::pin(async { Err(ErpError::Unavailable("connection refused".into())) })
+    }
+
+    fn book_pay_payment<'a>(
+        &'a self,
+        _: &'a ErpPayPayment,
+    ) -> BoxFuture<'a, Result<PayBooking, ErpError>> {
         Box::pin(async { Err(ErpError::Unavailable("connection refused".into())) })
     }
 }

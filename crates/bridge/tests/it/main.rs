@@ -5,6 +5,7 @@ mod config_cmd;
 mod crash;
 mod erp;
 mod invoice_export;
+mod pay_export;
 mod payment_push;
 mod pg;
 mod sftp;
