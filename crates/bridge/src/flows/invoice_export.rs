@@ -22,7 +22,6 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use chrono::Utc;
 use coupa_api::client::{NewIntegration, NewMonitoringRecord};
 use coupa_api::observe::CallContext;
 use coupa_api::paging::RecordError;
@@ -37,7 +36,7 @@ use serde::{Deserialize, Serialize};
 use crate::erp::{CancelOutcome, Erp, ErpInvoice, ErpInvoiceLine, PostOutcome};
 use crate::failpoint;
 use crate::flows::monitoring::{self, RecordKind, Unresolved};
-use crate::flows::{FlowError, PassReport, StepFailure};
+use crate::flows::{FlowError, Pass, PassReport, StepFailure};
 use crate::store::Store;
 
 /// The flow's name in the state store, logs and metrics.
@@ -248,20 +247,10 @@ impl InvoiceExport {
     /// Runs one pass: every eligible invoice once. A fatal error (credentials, the state store)
     /// ends the pass early; the run is recorded either way.
     pub async fn run(&self) -> Result<PassReport, FlowError> {
-        let started = Utc::now();
-        let run = self.store.start_run(FLOW).await?;
-        let client = self.client.counted(CallContext {
-            flow: FLOW.into(),
-            run: Some(run),
-            document: None,
-        });
-        let mut report = PassReport::new(FLOW, run);
-        let result = self.pass(&client, run, &mut report).await;
-        report.seconds = (Utc::now() - started).num_milliseconds().max(0) as f64 / 1000.0;
-        report.api_calls = client.calls();
-        let outcome = report.outcome(&result);
-        self.store.finish_run(run, &outcome).await?;
-        result.map(|()| report)
+        let mut pass = Pass::begin(&self.store, &self.client, FLOW).await?;
+        let run = pass.run();
+        let result = self.pass(&pass.client, run, &mut pass.report).await;
+        pass.finish(&self.store, result).await
     }
 
     async fn pass(

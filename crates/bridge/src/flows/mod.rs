@@ -9,8 +9,11 @@ use coupa_api::client::NewIntegration;
 use coupa_api::query::{Fields, Query};
 use coupa_api::{Client, ErrorClass};
 
+use chrono::{DateTime, Utc};
+use coupa_api::observe::CallContext;
+
 use crate::erp::ErpError;
-use crate::store::{RunOutcome, StoreError};
+use crate::store::{RunOutcome, Store, StoreError};
 
 /// What stops a pass early: credentials, Coupa unreachable for the pass's own calls, the state
 /// store. Per-document problems never do; they are counted in the [`PassReport`].
@@ -83,6 +86,51 @@ impl PassReport {
             api_calls: self.api_calls,
             error: result.as_ref().err().map(ToString::to_string),
         }
+    }
+}
+
+/// The bookkeeping around every pass: a run in the state store, a client that counts the pass's
+/// Coupa calls (and logs them under the run), and the report that ends the run.
+pub(crate) struct Pass {
+    pub client: Client,
+    pub report: PassReport,
+    started: DateTime<Utc>,
+}
+
+impl Pass {
+    pub async fn begin(store: &Store, client: &Client, flow: &str) -> Result<Pass, FlowError> {
+        let started = Utc::now();
+        let run = store.start_run(flow).await?;
+        let client = client.counted(CallContext {
+            flow: flow.into(),
+            run: Some(run),
+            document: None,
+        });
+        Ok(Pass {
+            client,
+            report: PassReport::new(flow, run),
+            started,
+        })
+    }
+
+    /// The store's run id.
+    pub fn run(&self) -> i64 {
+        self.report.run
+    }
+
+    /// Records the pass's outcome on its run: every pass is recorded, failed ones too.
+    pub async fn finish(
+        mut self,
+        store: &Store,
+        result: Result<(), FlowError>,
+    ) -> Result<PassReport, FlowError> {
+        let report = &mut self.report;
+        report.seconds = (Utc::now() - self.started).num_milliseconds().max(0) as f64 / 1000.0;
+        report.api_calls = self.client.calls();
+        store
+            .finish_run(report.run, &report.outcome(&result))
+            .await?;
+        result.map(|()| self.report)
     }
 }
 

@@ -25,7 +25,6 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
 use coupa_api::client::{NewIntegration, NewMonitoringRecord};
 use coupa_api::observe::CallContext;
 use coupa_api::query::{Fields, Query};
@@ -138,14 +137,9 @@ impl PaymentPush {
         if open.is_empty() && self.erp.pending_payments(0, 1).await?.is_empty() {
             return Ok(PassReport::new(FLOW, 0));
         }
-        let started = Utc::now();
-        let run = self.store.start_run(FLOW).await?;
-        let client = self.client.counted(CallContext {
-            flow: FLOW.into(),
-            run: Some(run),
-            document: None,
-        });
-        let mut report = PassReport::new(FLOW, run);
+        let mut bookkeeping = crate::flows::Pass::begin(&self.store, &self.client, FLOW).await?;
+        let run = bookkeeping.run();
+        let client = bookkeeping.client.clone();
         let mut pass = Pass {
             flow: self,
             client: &client,
@@ -154,7 +148,7 @@ impl PaymentPush {
             alerting_failed: false,
         };
         let result = match pass.close_orphan_run().await {
-            Ok(()) => pass.all(&mut report).await,
+            Ok(()) => pass.all(&mut bookkeeping.report).await,
             Err(e) => Err(e),
         };
         if let Some(id) = pass.coupa_run {
@@ -166,11 +160,7 @@ impl PaymentPush {
                 }
             }
         }
-        report.seconds = (Utc::now() - started).num_milliseconds().max(0) as f64 / 1000.0;
-        report.api_calls = client.calls();
-        let outcome = report.outcome(&result);
-        self.store.finish_run(run, &outcome).await?;
-        result.map(|()| report)
+        bookkeeping.finish(&self.store, result).await
     }
 }
 
