@@ -370,7 +370,16 @@ fn print_pay(
         println!("    payment {id}: {why}");
     }
     println!("  ERP invoices now paid   {erp_paid}");
-    println!("  API calls               {}", first.api_calls);
+    println!(
+        "  API calls               {} ({:.2} per payment booked)",
+        first.api_calls,
+        if first.posted == 0 {
+            0.0
+        } else {
+            first.api_calls as f64 / first.posted as f64
+        }
+    );
+    println!("  pass time               {:.2}s", first.seconds);
     for (id, from, to) in changed {
         println!("  a Coupa clerk moves     payment {id}: {from} -> {to}");
     }

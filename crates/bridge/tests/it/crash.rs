@@ -496,7 +496,18 @@ async fn killed_at_many_points_coupa_pay_payments_are_booked_exactly_once() {
     };
     let fast = write_config("fast.toml", 5_000);
     let config = write_config("coupa-bridge.toml", 50);
-    let pay = || sync_flow("pay-payments", &config);
+    let log = std::env::temp_dir().join(format!("pay-crash-{}.log", std::process::id()));
+    let pay = || {
+        let mut c = sync_flow("pay-payments", &config);
+        c.env("RUST_LOG", "info").stderr(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&log)
+                .expect("log"),
+        );
+        c
+    };
     let status = sync(&fast).status().expect("invoice export");
     assert!(status.success(), "the invoice export completes");
 
@@ -509,6 +520,7 @@ async fn killed_at_many_points_coupa_pay_payments_are_booked_exactly_once() {
         .collect();
     // Status changes made to payments the connector had exported: each is a new version.
     let mut changes: BTreeMap<i64, usize> = BTreeMap::new();
+    let mut moved: BTreeMap<i64, Vec<String>> = BTreeMap::new();
     let started = Instant::now();
     let (mut kills, mut delays, mut aborts) = (0, Vec::new(), 0);
     // Each round: Coupa Pay changes (from the second on), crashes at failpoints early enough to
@@ -542,6 +554,10 @@ async fn killed_at_many_points_coupa_pay_payments_are_booked_exactly_once() {
                 };
                 moves.push((*id, to));
                 *changes.entry(*id).or_default() += 1;
+                moved
+                    .entry(*id)
+                    .or_default()
+                    .push(format!("round {round}: {} -> {to}", pay_status(p)));
             }
             let in_flight: Vec<i64> = now
                 .iter()
@@ -585,6 +601,17 @@ async fn killed_at_many_points_coupa_pay_payments_are_booked_exactly_once() {
     assert!(status.success());
 
     let sim_now = pay_rows(&sim);
+    {
+        // DEBUG
+        let keep = std::env::temp_dir().join(format!("paycrash-keep-{}", std::process::id()));
+        std::fs::create_dir_all(&keep).unwrap();
+        for f in ["state.db", "erp.db", "state.db-wal", "erp.db-wal", "state.db-shm", "erp.db-shm"] {
+            let _ = std::fs::copy(dir.path().join(f), keep.join(f));
+        }
+        let dump: Vec<String> = sim_now.values().map(|p| format!("{:?} {:?} {:?} {:?}", p.get("id"), p.get("status"), p.get("exported"), p.get("updated-at"))).collect();
+        std::fs::write(keep.join("sim.txt"), dump.join("\n")).unwrap();
+        std::fs::write(keep.join("moves.txt"), format!("{moved:#?}")).unwrap();
+    }
     let rows = erp.pay_payments().await.expect("ERP pay payments");
     let mut in_erp: BTreeMap<i64, &coupa_bridge::erp::ErpPayPaymentRecord> = BTreeMap::new();
     for r in &rows {
@@ -598,6 +625,22 @@ async fn killed_at_many_points_coupa_pay_payments_are_booked_exactly_once() {
     for a in erp.payment_applications().await.expect("applications") {
         *apps.entry(a.coupa_payment_id).or_default() += 1;
     }
+    let journal = {
+        let store = coupa_bridge::store::Store::connect(&sqlite_url(&dir.path().join("state.db")))
+            .await
+            .expect("store");
+        let mut j = BTreeMap::new();
+        for id in sim_now.keys() {
+            if let Some(e) = store
+                .journal_get("pay-payments", &format!("payment:{id}"))
+                .await
+                .expect("journal")
+            {
+                j.insert(*id, format!("{} {} run {:?}", e.step, e.detail, e.run));
+            }
+        }
+        j
+    };
     let db = sim.state.db.lock();
     let mut ours = 0u64;
     for (id, p) in &sim_now {
@@ -626,7 +669,7 @@ async fn killed_at_many_points_coupa_pay_payments_are_booked_exactly_once() {
             .and_then(Value::as_array)
             .map_or(0, <[Value]>::len);
         assert_eq!(apps.get(id).copied().unwrap_or(0), n, "payment {id}");
-        let records: Vec<(bool, bool)> =
+        let records: Vec<(bool, bool, String)> =
             [(&db.history_records, false), (&db.integration_errors, true)]
                 .into_iter()
                 .flat_map(|(table, error)| {
@@ -641,20 +684,30 @@ async fn killed_at_many_points_coupa_pay_payments_are_booked_exactly_once() {
                             (
                                 error,
                                 r.get("resolved").and_then(Value::as_bool) == Some(true),
+                                format!(
+                                    "{:?} {:?} {:?} {:?}",
+                                    r.get("id"),
+                                    r.get("document-status"),
+                                    r.get("created-at"),
+                                    r.get("integration-run")
+                                ),
                             )
                         })
                         .collect::<Vec<_>>()
                 })
                 .collect();
-        let unresolved = records.iter().filter(|(_, resolved)| !resolved).count();
-        assert_eq!(
-            unresolved, 1,
-            "payment {id}: one unresolved record: {records:?}"
+        let unresolved = records.iter().filter(|(_, resolved, _)| !resolved).count();
+        let why = format!(
+            "moves {:?}, journal {:?}, erp {row:?}, records {records:#?}",
+            moved.get(id),
+            journal.get(id)
         );
+        assert_eq!(unresolved, 1, "payment {id}: one unresolved record: {why}");
         assert_eq!(
             records.len(),
             1 + changes.get(id).copied().unwrap_or(0),
-            "payment {id}: one record per version: {records:?}"
+            "payment {id}: one record per version: {why}; log {}",
+            log.display()
         );
     }
     assert_eq!(
