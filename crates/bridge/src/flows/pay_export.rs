@@ -20,9 +20,10 @@
 //!    unapplied; the records of earlier versions are resolved (see [`super::monitoring`]).
 //! 3. **Acknowledge** (`done`): mark exported, last. Effect, then acknowledge.
 //!
-//! The watermark (the newest `updated-at` seen) is saved in the state store, and on the Coupa
-//! run as `max-updated-at`, only after a pass in which no change was left for later, so a change
-//! the ERP could not take yet is listed again. The overlap re-lists a few payments each pass;
+//! The watermark (the newest `updated-at` the changes listing saw) is saved in the state store,
+//! and on the Coupa run as `max-updated-at`, only once every change listed reached the ERP, so a
+//! change the ERP could not take yet is listed again. The first one is saved before the first
+//! payment is ever exported (see `work`), so no later change can fall below it. The overlap re-lists a few payments each pass;
 //! the ERP's comparison makes them no-ops. A payment Coupa sends that cannot be read (no status,
 //! a detail without amount) is alerted once and left unexported: nothing is booked from half a
 //! payment and nothing is lost.
@@ -253,7 +254,7 @@ struct Work {
     changed_versions: u64,
     /// How many `exported=false` payments there are now.
     new: u64,
-    /// The newest `updated-at` among what was listed.
+    /// The newest `updated-at` the changes listing saw.
     newest: Option<DateTime<FixedOffset>>,
 }
 
@@ -301,19 +302,18 @@ impl PayExport {
         report.coupa_run = coupa_run.map(IntegrationRunId::get);
         let changed = std::mem::take(&mut work.changed);
         let result = self
-            .work(client, run, coupa_run, changed, &mut work, report)
+            .work(
+                client, run, coupa_run, changed, watermark, &mut work, report,
+            )
             .await;
-        let changes_final = result.as_ref().is_ok_and(|all_final| *all_final);
-        let result = result.map(|_| ());
         if let Some(id) = coupa_run {
-            if result.is_ok()
-                && let Some(at) = work.newest
-                && let Err(e) = client.runs().set_max_updated_at(id, at).await
+            if let Ok(Some(at)) = &result
+                && let Err(e) = client.runs().set_max_updated_at(id, *at).await
             {
                 tracing::warn!(run = %id, error = %e, "could not note the watermark on the run");
             }
             let close = match &result {
-                Ok(()) => client.runs().success(id).await,
+                Ok(_) => client.runs().success(id).await,
                 Err(_) => client.runs().fail(id).await,
             };
             // When closing fails the run stays open in Coupa; the next busy pass fails it.
@@ -321,23 +321,7 @@ impl PayExport {
                 tracing::warn!(run = %id, error = %e, "could not close the integration run");
             }
         }
-        result?;
-        if changes_final
-            && let Some(newest) = work.newest
-            && watermark.is_none_or(|w| newest > w)
-        {
-            self.store
-                .journal_put(
-                    FLOW,
-                    WATERMARK,
-                    step::WATERMARK,
-                    &newest.to_rfc3339(),
-                    Some(run),
-                )
-                .await?;
-            failpoint::hit("pay-watermark");
-        }
-        Ok(())
+        result.map(|_| ())
     }
 
     async fn ensure_integration(&self, client: &Client) -> Result<(), FlowError> {
@@ -436,32 +420,69 @@ impl PayExport {
         Ok(work)
     }
 
-    /// Works through the changes, then every new payment, a page at a time. `Ok(true)` when
-    /// every change reached a final state (the watermark may move past them).
+    /// Works through the changes, then every new payment, a page at a time. Returns the
+    /// watermark as it now stands.
+    ///
+    /// The watermark moves past the changes once every one of them reached the ERP. With no
+    /// watermark yet (nothing exported before), one is saved before the first new payment is
+    /// exported: any later change to a payment exported from then on has an `updated-at` after
+    /// it. New payments never move it otherwise: a payment listed as new may have been updated
+    /// after a change this pass did not list, and its own export mark is found by the next
+    /// pass's changes listing anyway.
+    #[allow(clippy::too_many_arguments)]
     async fn work(
         &self,
         client: &Client,
         run: i64,
         coupa_run: Option<IntegrationRunId>,
         changed: Vec<Item<PayPayment>>,
+        watermark: Option<DateTime<FixedOffset>>,
         work: &mut Work,
         report: &mut PassReport,
-    ) -> Result<bool, FlowError> {
+    ) -> Result<Option<DateTime<FixedOffset>>, FlowError> {
+        let mut saved = watermark;
         for chunk in chunks(changed, coupa_api::paging::MAX_PAGE as usize) {
             self.page(client, run, coupa_run, chunk, report).await?;
         }
-        let changes_final = report.transient.is_empty();
+        if report.transient.is_empty()
+            && let Some(newest) = work.newest
+            && saved.is_none_or(|w| newest > w)
+        {
+            self.save_watermark(run, newest).await?;
+            saved = Some(newest);
+        }
         if work.new == 0 {
-            return Ok(changes_final);
+            return Ok(saved);
         }
         let mut pager = client
             .pay_payments()
             .list(self.new_payments().fields(payment_fields()));
         while let Some(page) = pager.next_page().await? {
-            note_newest(&mut work.newest, &page);
+            if saved.is_none() {
+                let mut first = None;
+                note_newest(&mut first, &page);
+                if let Some(at) = first {
+                    self.save_watermark(run, at).await?;
+                    saved = Some(at);
+                }
+            }
             self.page(client, run, coupa_run, page, report).await?;
         }
-        Ok(changes_final)
+        Ok(saved)
+    }
+
+    async fn save_watermark(&self, run: i64, at: DateTime<FixedOffset>) -> Result<(), FlowError> {
+        self.store
+            .journal_put(
+                FLOW,
+                WATERMARK,
+                step::WATERMARK,
+                &at.to_rfc3339(),
+                Some(run),
+            )
+            .await?;
+        failpoint::hit("pay-watermark");
+        Ok(())
     }
 
     async fn page(

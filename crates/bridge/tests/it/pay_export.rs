@@ -8,6 +8,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use coupa_api::Format;
+use coupa_bridge::commands::demo::sqlite_url;
 use coupa_bridge::erp::{
     BoxFuture, CancelOutcome, Erp, ErpError, ErpInvoice, ErpPayPayment, ErpPayPaymentRecord,
     ErpPayment, ErpPaymentApplicationRecord, MalformedPayment, PayBooking, PaymentSync,
@@ -617,7 +618,7 @@ async fn a_payment_settling_several_invoices_and_one_in_another_currency() {
     }
 }
 
-/// Crafts payment `id`'s extra detail naming `invoice` `number` for `amount`.
+/// A copy of detail `template` with id `detail_id`, naming `invoice` `number` for `amount`.
 fn extra_detail(
     template: &Object,
     detail_id: i64,
@@ -1041,6 +1042,7 @@ async fn an_erp_outage_leaves_payments_for_the_next_pass() {
             })
             .map(id_of)
             .collect();
+        assert!(!eligible.is_empty());
         let flow = PayExport::new(
             h.client.clone(),
             Arc::new(DownErp),
@@ -1080,5 +1082,89 @@ async fn an_erp_outage_leaves_payments_for_the_next_pass() {
             assert_eq!(records(&h, false, *id).len(), 1, "{format:?}: payment {id}");
         }
         assert_eq!(assert_erp_mirrors_coupa(&h).await, eligible.len());
+    }
+}
+
+/// `coupa-bridge sync pay-payments` against the harness's simulator, ERP and state store.
+fn sync_pay(h: &Harness, format: Format) -> std::process::Command {
+    let dir = h._dir.path();
+    let config = dir.join(format!("pay-{format:?}.toml"));
+    std::fs::write(
+        &config,
+        format!(
+            "[coupa]\nbase_url = \"{}\"\nclient_id = \"coupa-bridge\"\nformat = \"{}\"\n\
+             requests_per_second = 2000\nburst = 200\n\n\
+             [state]\nurl = \"{}\"\n\n[erp]\nkind = \"sql\"\nurl = \"{}\"\n",
+            h.sim.base_url(),
+            if format == Format::Xml { "xml" } else { "json" },
+            sqlite_url(&dir.join("state.db")),
+            sqlite_url(&dir.join("erp.db")),
+        ),
+    )
+    .expect("config");
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_coupa-bridge"));
+    c.args(["sync", "pay-payments", "--config"])
+        .arg(config)
+        .env(
+            "COUPA_BRIDGE__COUPA__CLIENT_SECRET",
+            coupa_sim::config::DEFAULT_CLIENT_SECRET,
+        )
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    c
+}
+
+/// A pass that marks every payment exported and dies before it saves its watermark, then a pass
+/// that finds nothing new: a status change Coupa Pay makes afterwards still reaches the ERP.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pass_dying_before_its_watermark_loses_no_later_status_change() {
+    for format in FORMATS {
+        let h = harness(format).await;
+        let eligible: Vec<i64> = sim_payments(&h)
+            .values()
+            .filter(|p| {
+                !is_exported(p)
+                    && kind(p) == SUPPLIER
+                    && matches!(status(p).as_str(), SETTLES | WITH_ERRORS)
+            })
+            .map(id_of)
+            .collect();
+        assert!(!eligible.is_empty());
+        // Aborts right after the last payment is marked exported.
+        let exit = sync_pay(&h, format)
+            .env(
+                coupa_bridge::failpoint::ENV,
+                format!("pay-exported={}", eligible.len()),
+            )
+            .status()
+            .expect("binary runs");
+        assert!(!exit.success(), "{format:?}: the failpoint aborts the pass");
+        let sim = sim_payments(&h);
+        assert!(
+            eligible.iter().all(|id| is_exported(&sim[id])),
+            "{format:?}"
+        );
+        let exit = sync_pay(&h, format).status().expect("binary runs");
+        assert!(exit.success(), "{format:?}: a pass with nothing new");
+
+        let cancelled = *eligible
+            .iter()
+            .find(|id| status(&sim[id]) == SETTLES)
+            .expect("a completed payment");
+        {
+            let mut db = h.sim.state.db.lock();
+            let now = h.sim.state.now();
+            coupa_sim::clerk::set_pay_status(&mut db, cancelled, "cancelled", now).expect("status");
+        }
+        let exit = sync_pay(&h, format).status().expect("binary runs");
+        assert!(exit.success(), "{format:?}");
+        let rows = erp_payments(&h).await;
+        assert_eq!(
+            rows[&cancelled].status, "cancelled",
+            "{format:?}: Coupa Pay cancelled payment {cancelled} after its export"
+        );
+        let history = records(&h, false, cancelled);
+        assert_eq!(history.len(), 2, "{format:?}: {history:?}");
     }
 }
