@@ -28,15 +28,6 @@ const SUPPLIER: &str = "CoupaPay::SupplierPaymentAccount";
 const EMPLOYEE: &str = "CoupaPay::EmployeePaymentAccount";
 const SETTLES: &str = "completed_successfully";
 const WITH_ERRORS: &str = "completed_with_errors";
-const ALL_STATUSES: [&str; 7] = [
-    "draft",
-    "approved",
-    "payment_initiated",
-    "payment_in_progress",
-    "completed_successfully",
-    "completed_with_errors",
-    "cancelled",
-];
 const MARK_EXPORTED: &str = "PUT /api/coupa_pay/payments/{id}";
 const FORMATS: [Format; 2] = [Format::Json, Format::Xml];
 
@@ -193,6 +184,18 @@ fn monitoring_counts(h: &Harness) -> (usize, usize, usize, usize) {
         db.integration_runs.len(),
         db.alerts.len(),
     )
+}
+
+/// The payments the default settings export: unexported completed supplier payments.
+fn default_eligible(pays: &BTreeMap<i64, Object>) -> BTreeSet<i64> {
+    pays.values()
+        .filter(|p| {
+            !is_exported(p)
+                && kind(p) == SUPPLIER
+                && matches!(status(p).as_str(), SETTLES | WITH_ERRORS)
+        })
+        .map(id_of)
+        .collect()
 }
 
 fn mark_exported_calls(h: &Harness) -> u64 {
@@ -467,7 +470,10 @@ async fn each_status_is_booked_as_coupa_has_it() {
         );
 
         let all = Settings {
-            statuses: ALL_STATUSES.iter().map(|s| (*s).to_owned()).collect(),
+            statuses: coupa_sim::clerk::PAY_STATUSES
+                .iter()
+                .map(|s| (*s).to_owned())
+                .collect(),
             ..every_kind()
         };
         let report = pay_flow(&h, all).run().await.expect("pass");
@@ -490,7 +496,10 @@ async fn each_status_is_booked_as_coupa_has_it() {
         }
         assert_eq!(
             seen,
-            ALL_STATUSES.iter().map(|s| (*s).to_owned()).collect(),
+            coupa_sim::clerk::PAY_STATUSES
+                .iter()
+                .map(|s| (*s).to_owned())
+                .collect(),
             "{format:?}: every status booked"
         );
         assert_erp_mirrors_coupa(&h).await;
@@ -1033,15 +1042,7 @@ async fn an_erp_outage_leaves_payments_for_the_next_pass() {
     for format in FORMATS {
         let h = harness(format).await;
         let before = sim_payments(&h);
-        let eligible: BTreeSet<i64> = before
-            .values()
-            .filter(|p| {
-                !is_exported(p)
-                    && kind(p) == SUPPLIER
-                    && matches!(status(p).as_str(), SETTLES | WITH_ERRORS)
-            })
-            .map(id_of)
-            .collect();
+        let eligible = default_eligible(&before);
         assert!(!eligible.is_empty());
         let flow = PayExport::new(
             h.client.clone(),
@@ -1121,15 +1122,7 @@ fn sync_pay(h: &Harness, format: Format) -> std::process::Command {
 async fn a_pass_dying_before_its_watermark_loses_no_later_status_change() {
     for format in FORMATS {
         let h = harness(format).await;
-        let eligible: Vec<i64> = sim_payments(&h)
-            .values()
-            .filter(|p| {
-                !is_exported(p)
-                    && kind(p) == SUPPLIER
-                    && matches!(status(p).as_str(), SETTLES | WITH_ERRORS)
-            })
-            .map(id_of)
-            .collect();
+        let eligible: Vec<i64> = default_eligible(&sim_payments(&h)).into_iter().collect();
         assert!(!eligible.is_empty());
         // Aborts right after the last payment is marked exported.
         let exit = sync_pay(&h, format)
