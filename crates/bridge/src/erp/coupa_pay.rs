@@ -21,7 +21,7 @@
 //! a detail booked while its invoice is being posted is applied by one or the other). On SQLite
 //! the write lock of [`Db::begin_write`](crate::db::Db::begin_write) already serialises them.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
@@ -110,6 +110,36 @@ impl SqlErp {
         .await
         .map_err(unavailable("listing payment applications"))?;
         rows.iter().map(read_application).collect()
+    }
+
+    /// [`Erp::pay_problems`](super::Erp::pay_problems).
+    pub(super) async fn read_pay_problems(
+        &self,
+        ids: &[i64],
+    ) -> Result<HashMap<i64, Vec<String>>, ErpError> {
+        let mut found: HashMap<i64, Vec<String>> = HashMap::with_capacity(ids.len());
+        for chunk in ids.chunks(IDS_PER_STATEMENT) {
+            let sql = format!(
+                "SELECT p.coupa_payment_id, a.problem FROM erp_coupa_pay_payments p                  LEFT JOIN erp_payment_applications a                  ON a.coupa_payment_id = p.coupa_payment_id AND a.problem IS NOT NULL                  WHERE p.coupa_payment_id IN ({}) ORDER BY p.coupa_payment_id, a.id",
+                placeholders(1, chunk.len())
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for id in chunk {
+                query = query.bind(*id);
+            }
+            let what = || format!("reading the problems of {} Coupa Pay payments", chunk.len());
+            let rows = query
+                .fetch_all(self.db().pool())
+                .await
+                .map_err(unavailable(what()))?;
+            for row in &rows {
+                let id: i64 = row.try_get("coupa_payment_id").map_err(unavailable(what()))?;
+                let problem: Option<String> = row.try_get("problem").map_err(unavailable(what()))?;
+                let entry = found.entry(id).or_default();
+                entry.extend(problem);
+            }
+        }
+        Ok(found)
     }
 
     /// [`Erp::book_pay_payment`](super::Erp::book_pay_payment). A booking that loses the insert

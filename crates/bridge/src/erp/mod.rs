@@ -18,6 +18,8 @@ mod payments;
 mod schema;
 pub mod sql;
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
 
@@ -238,6 +240,14 @@ pub trait Erp: Send + Sync {
         &'a self,
         payment: &'a ErpPayPayment,
     ) -> BoxFuture<'a, Result<PayBooking, ErpError>>;
+
+    /// The unapplied reasons of each of these Coupa Pay payments the ERP holds (an empty list
+    /// when all its details are applied, e.g. since their invoice arrived); payments the ERP
+    /// does not hold are absent.
+    fn pay_problems<'a>(
+        &'a self,
+        coupa_payment_ids: &'a [i64],
+    ) -> BoxFuture<'a, Result<HashMap<i64, Vec<String>>, ErpError>>;
 }
 
 /// An invoice header as the embedded ERP stores it (`erp_invoices`).

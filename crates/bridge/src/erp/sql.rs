@@ -4,6 +4,7 @@
 //! `ERP-000001`, `ERP-000002`, ... without gaps, and is idempotent by Coupa invoice id even when
 //! the same invoice is posted concurrently.
 
+use std::collections::HashMap;
 use std::str::FromStr;
 
 use chrono::NaiveDate;
@@ -440,6 +441,13 @@ impl Erp for SqlErp {
         payment: &'a ErpPayPayment,
     ) -> BoxFuture<'a, Result<PayBooking, ErpError>> {
         Box::pin(self.book_pay(payment))
+    }
+
+    fn pay_problems<'a>(
+        &'a self,
+        coupa_payment_ids: &'a [i64],
+    ) -> BoxFuture<'a, Result<HashMap<i64, Vec<String>>, ErpError>> {
+        Box::pin(self.read_pay_problems(coupa_payment_ids))
     }
 }
 

@@ -61,14 +61,25 @@ mod step {
     pub const RECORDING: &str = "recording";
     pub const RECORDED: &str = "recorded";
     pub const DONE: &str = "done";
+    /// Done, with details the ERP kept unapplied: looked at again each pass.
+    pub const DONE_UNAPPLIED: &str = "done-unapplied";
     /// Coupa sent the payment in a form that cannot be booked; alerted once.
     pub const REFUSED: &str = "refused";
     pub const WATERMARK: &str = "updated-at";
 }
 
+const KEY_PREFIX: &str = "payment:";
+
 fn key(id: PayPaymentId) -> String {
-    format!("payment:{id}")
+    format!("{KEY_PREFIX}{id}")
 }
+
+fn is_done(step: &str) -> bool {
+    step == step::DONE || step == step::DONE_UNAPPLIED
+}
+
+/// `Entry::change` of the version that records details applied after the export.
+const APPLIED_LATER: &str = "applied later";
 
 /// The journal's record of one payment's current version.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -301,11 +312,16 @@ impl PayExport {
         };
         report.coupa_run = coupa_run.map(IntegrationRunId::get);
         let changed = std::mem::take(&mut work.changed);
-        let result = self
+        let mut result = self
             .work(
                 client, run, coupa_run, changed, watermark, &mut work, report,
             )
             .await;
+        if result.is_ok()
+            && let Err(e) = self.recheck_unapplied(client, run, coupa_run, report).await
+        {
+            result = Err(e);
+        }
         if let Some(id) = coupa_run {
             if let Ok(Some(at)) = &result
                 && let Err(e) = client.runs().set_max_updated_at(id, *at).await
@@ -404,7 +420,7 @@ impl PayExport {
                     else {
                         continue;
                     };
-                    if !(j.step == step::DONE && same_version(j, &item)) {
+                    if !(is_done(&j.step) && same_version(j, &item)) {
                         work.changed_versions += 1;
                     }
                     work.changed.push(item);
@@ -507,7 +523,7 @@ impl PayExport {
                 let id = item_id(item)?;
                 let seen = journal
                     .get(&key(PayPaymentId(id)))
-                    .is_some_and(|j| j.step == step::DONE && same_version(j, item));
+                    .is_some_and(|j| is_done(&j.step) && same_version(j, item));
                 (!seen).then_some(id)
             })
             .collect();
@@ -639,7 +655,7 @@ impl PayExport {
                 (step::BOOKED.to_owned(), entry)
             }
         };
-        if stage == step::DONE && exported {
+        if is_done(&stage) && exported {
             return Ok(Done::Seen);
         }
         if stage == step::BOOKED || stage == step::RECORDING {
@@ -673,7 +689,7 @@ impl PayExport {
             failpoint::hit("pay-exported");
         }
         self.store
-            .journal_put(FLOW, &k, step::DONE, &json(&entry), Some(run))
+            .journal_put(FLOW, &k, done_step(&entry), &json(&entry), Some(run))
             .await?;
         Ok(Done::Booked {
             change: answer.change,
@@ -733,6 +749,87 @@ impl PayExport {
         Ok(())
     }
 
+    /// Payments exported with details the ERP could not apply, whose invoices have reached the
+    /// ERP since (it applied the waiting details): each gets a history record saying so, which
+    /// resolves its alert. One ERP query per pass; Coupa is called only for those resolved.
+    async fn recheck_unapplied(
+        &self,
+        client: &Client,
+        run: i64,
+        coupa_run: Option<IntegrationRunId>,
+        report: &mut PassReport,
+    ) -> Result<(), FlowError> {
+        let steps = [step::DONE_UNAPPLIED, step::RECORDING, step::RECORDED];
+        let mut check = Vec::new();
+        let mut due = Vec::new();
+        for (k, j) in self.store.journal_at_steps(FLOW, &steps).await? {
+            let Some(id) = k.strip_prefix(KEY_PREFIX).and_then(|n| n.parse().ok()) else {
+                continue;
+            };
+            let Ok(entry) = serde_json::from_str::<Entry>(&j.detail) else {
+                continue;
+            };
+            if j.step == step::DONE_UNAPPLIED {
+                check.push((id, entry));
+            } else if entry.change == APPLIED_LATER {
+                // A crashed earlier recheck: resume it where it stopped.
+                due.push((id, j.step, entry));
+            }
+        }
+        if !check.is_empty() {
+            let ids: Vec<i64> = check.iter().map(|(id, _)| *id).collect();
+            let problems = match self.erp.pay_problems(&ids).await {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not look at unapplied Coupa Pay details");
+                    return Ok(());
+                }
+            };
+            for (id, entry) in check {
+                if problems.get(&id).is_some_and(Vec::is_empty) {
+                    let entry = Entry {
+                        change: APPLIED_LATER.to_owned(),
+                        unapplied: Vec::new(),
+                        paid: Vec::new(),
+                        reopened: Vec::new(),
+                        before: Vec::new(),
+                        record: None,
+                        ..entry
+                    };
+                    due.push((id, step::BOOKED.to_owned(), entry));
+                }
+            }
+        }
+        if due.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<i64> = due.iter().map(|(id, _, _)| *id).collect();
+        let open = monitoring::unresolved(client, DOCUMENT_TYPE, &ids, true).await?;
+        for (id, stage, mut entry) in due {
+            let id = PayPaymentId(id);
+            let client = client.with_context(CallContext {
+                flow: FLOW.into(),
+                run: Some(run),
+                document: Some(format!("coupa-pay payment {id}")),
+            });
+            if stage != step::RECORDED {
+                let open = open.get(&id.get()).cloned().unwrap_or_default();
+                if let Err(e) = self
+                    .record(&client, run, coupa_run, id, &stage, &open, &mut entry)
+                    .await
+                {
+                    report.transient.push((id.get(), transient_or_fatal(e)?));
+                    continue;
+                }
+            }
+            self.store
+                .journal_put(FLOW, &key(id), step::DONE, &json(&entry), Some(run))
+                .await?;
+            report.updated += 1;
+        }
+        Ok(())
+    }
+
     /// A payment Coupa sent that cannot be booked: one alert per reason, and it stays
     /// unexported so nothing is lost.
     async fn refuse(
@@ -779,6 +876,7 @@ fn responses(entry: &Entry) -> Vec<(String, String)> {
     }
     let mut text = match entry.change.as_str() {
         "inserted" => format!("booked in the ERP as {}", entry.status),
+        APPLIED_LATER => "every detail is now applied to its invoice in the ERP".to_owned(),
         "unchanged" => format!("already in the ERP as {}", entry.status),
         other => format!("ERP booking {other} to {}", entry.status),
     };
@@ -789,6 +887,14 @@ fn responses(entry: &Entry) -> Vec<(String, String)> {
         text.push_str(&format!("; open again: {}", entry.reopened.join(", ")));
     }
     vec![("Success".to_owned(), text)]
+}
+
+fn done_step(entry: &Entry) -> &'static str {
+    if entry.unapplied.is_empty() {
+        step::DONE
+    } else {
+        step::DONE_UNAPPLIED
+    }
 }
 
 fn item_id(item: &Item<PayPayment>) -> Option<i64> {

@@ -1598,6 +1598,11 @@ async fn erp_pay_detail_of_an_unknown_invoice_waits_until_it_is_posted() {
                 "invoice 'INV-WRONG' (Coupa id 1079) is not in the ERP".to_owned()
             )]
         );
+        // What each payment still waits for; a payment the ERP does not hold is absent.
+        let problems = erp.pay_problems(&[801, 803, 999]).await.expect("problems");
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert_eq!(problems[&801], vec![unknown.to_owned()]);
+        assert_eq!(problems[&803].len(), 1, "{problems:?}");
 
         // The invoice arrives: the waiting detail applies and settles it at once.
         assert_eq!(
@@ -1611,6 +1616,8 @@ async fn erp_pay_detail_of_an_unknown_invoice_waits_until_it_is_posted() {
             vec![(true, None), (true, None)]
         );
         assert_eq!(status_of(&erp, 1077).await, "paid");
+        let problems = erp.pay_problems(&[801]).await.expect("problems");
+        assert_eq!(problems[&801], Vec::<String>::new(), "nothing waits any more");
         // Booking the same version again is still no change.
         assert_eq!(erp.book_pay_payment(&p).await.expect("again"), unchanged());
 

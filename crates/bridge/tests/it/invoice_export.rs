@@ -400,6 +400,13 @@ impl Erp for DownErp {
     ) -> BoxFuture<'a, Result<PayBooking, ErpError>> {
         Box::pin(async { Err(ErpError::Unavailable("connection refused".into())) })
     }
+
+    fn pay_problems<'a>(
+        &'a self,
+        _: &'a [i64],
+    ) -> BoxFuture<'a, Result<std::collections::HashMap<i64, Vec<String>>, ErpError>> {
+        Box::pin(async { Err(ErpError::Unavailable("connection refused".into())) })
+    }
 }
 
 #[tokio::test]

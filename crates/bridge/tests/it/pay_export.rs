@@ -1033,6 +1033,13 @@ impl Erp for DownErp {
     ) -> BoxFuture<'a, Result<PayBooking, ErpError>> {
         Box::pin(async { down() })
     }
+
+    fn pay_problems<'a>(
+        &'a self,
+        _: &'a [i64],
+    ) -> BoxFuture<'a, Result<std::collections::HashMap<i64, Vec<String>>, ErpError>> {
+        Box::pin(async { down() })
+    }
 }
 
 /// An ERP outage leaves every payment unexported and reported for the next pass, which exports
@@ -1159,5 +1166,81 @@ async fn a_pass_dying_before_its_watermark_loses_no_later_status_change() {
         );
         let history = records(&h, false, cancelled);
         assert_eq!(history.len(), 2, "{format:?}: {history:?}");
+    }
+}
+
+/// A payment whose only invoice reaches the ERP after the payment: alerted at first; once the
+/// invoice export brings the invoice (and the ERP applies the waiting detail), the next Coupa
+/// Pay pass resolves the alert's error with a history record saying so, once.
+#[tokio::test]
+async fn an_alert_is_resolved_once_the_late_invoice_is_applied() {
+    for format in FORMATS {
+        let h = bare(format).await;
+        let before = sim_payments(&h);
+        let per_invoice = payments_per_invoice(&before);
+        let (pid, late) = before
+            .values()
+            .filter(|p| {
+                !is_exported(p)
+                    && status(p) == SETTLES
+                    && kind(p) == SUPPLIER
+                    && details(p).len() == 1
+                    && per_invoice[&detail_invoice(&details(p)[0])] == 1
+            })
+            .map(|p| (id_of(p), detail_invoice(&details(p)[0])))
+            .next()
+            .expect("a completed supplier payment of one invoice");
+        // The invoice is held back from the invoice export for now.
+        h.sim
+            .state
+            .db
+            .lock()
+            .invoices
+            .get_mut(late)
+            .expect("invoice")
+            .insert("exported", true);
+        export_invoices(&h).await;
+        let first = pay_flow(&h, Settings::default()).run().await.expect("pass");
+        assert_complete(&first);
+        assert_eq!(
+            first.rejected.iter().map(|(id, _)| *id).collect::<Vec<_>>(),
+            vec![pid],
+            "{format:?}"
+        );
+        let errors = records(&h, true, pid);
+        assert_eq!(errors.len(), 1, "{format:?}: {errors:?}");
+        assert!(!errors[0].1, "{format:?}: the error is open");
+
+        {
+            let mut db = h.sim.state.db.lock();
+            let now = h.sim.state.now();
+            coupa_sim::clerk::reset_export(&mut db, late, now).expect("reset");
+        }
+        let invoices = h
+            .flow(Monitoring::Runs)
+            .run()
+            .await
+            .expect("invoice export");
+        assert_eq!(invoices.posted, 1, "{format:?}");
+        assert_eq!(erp_invoices(&h).await[&late].0, "paid", "{format:?}");
+
+        let second = pay_flow(&h, Settings::default()).run().await.expect("pass");
+        assert_complete(&second);
+        assert_eq!(second.updated, 1, "{format:?}: {second:?}");
+        assert!(second.rejected.is_empty(), "{format:?}: {second:?}");
+        let errors = records(&h, true, pid);
+        assert_eq!(errors.len(), 1, "{format:?}: no new error");
+        assert!(errors[0].1, "{format:?}: the error is resolved");
+        let history = records(&h, false, pid);
+        assert_eq!(history.len(), 1, "{format:?}: {history:?}");
+        assert_eq!((history[0].1, history[0].2.as_str()), (false, "Success"));
+
+        let third = pay_flow(&h, Settings::default()).run().await.expect("pass");
+        assert_eq!(
+            (third.listed, third.posted, third.updated),
+            (0, 0, 0),
+            "{format:?}"
+        );
+        assert_eq!(records(&h, false, pid).len(), 1, "{format:?}: once");
     }
 }
