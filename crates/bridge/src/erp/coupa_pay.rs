@@ -133,8 +133,11 @@ impl SqlErp {
                 .await
                 .map_err(unavailable(what()))?;
             for row in &rows {
-                let id: i64 = row.try_get("coupa_payment_id").map_err(unavailable(what()))?;
-                let problem: Option<String> = row.try_get("problem").map_err(unavailable(what()))?;
+                let id: i64 = row
+                    .try_get("coupa_payment_id")
+                    .map_err(unavailable(what()))?;
+                let problem: Option<String> =
+                    row.try_get("problem").map_err(unavailable(what()))?;
                 let entry = found.entry(id).or_default();
                 entry.extend(problem);
             }

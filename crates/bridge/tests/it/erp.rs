@@ -1617,7 +1617,11 @@ async fn erp_pay_detail_of_an_unknown_invoice_waits_until_it_is_posted() {
         );
         assert_eq!(status_of(&erp, 1077).await, "paid");
         let problems = erp.pay_problems(&[801]).await.expect("problems");
-        assert_eq!(problems[&801], Vec::<String>::new(), "nothing waits any more");
+        assert_eq!(
+            problems[&801],
+            Vec::<String>::new(),
+            "nothing waits any more"
+        );
         // Booking the same version again is still no change.
         assert_eq!(erp.book_pay_payment(&p).await.expect("again"), unchanged());
 
