@@ -310,15 +310,7 @@ fn print_payments(transport: PaymentTransport, first: &PassReport, second: &Pass
     for (id, why) in first.transient.iter().take(5) {
         println!("    payment {id}: {why}");
     }
-    println!(
-        "  API calls               {} ({:.2} per payment added)",
-        first.api_calls,
-        if first.posted == 0 {
-            0.0
-        } else {
-            first.api_calls as f64 / first.posted as f64
-        }
-    );
+    print_calls(first, first.posted, "payment added");
     println!("  pass time               {:.2}s", first.seconds);
     println!(
         "  second pass             {} read, {} Coupa calls (nothing pending)",
@@ -370,15 +362,7 @@ fn print_pay(
         println!("    payment {id}: {why}");
     }
     println!("  ERP invoices now paid   {erp_paid}");
-    println!(
-        "  API calls               {} ({:.2} per payment booked)",
-        first.api_calls,
-        if first.posted == 0 {
-            0.0
-        } else {
-            first.api_calls as f64 / first.posted as f64
-        }
-    );
+    print_calls(first, first.posted, "payment booked");
     println!("  pass time               {:.2}s", first.seconds);
     for (id, from, to) in changed {
         println!("  a Coupa clerk moves     payment {id}: {from} -> {to}");
@@ -390,6 +374,20 @@ fn print_pay(
     println!(
         "  third pass              {} listed, {} booked, {} updated (nothing left to do)",
         third.listed, third.posted, third.updated
+    );
+}
+
+/// `API calls  N (x.xx per <what>)`: a pass's calls per document it handled (a ratio of
+/// counts, not money).
+fn print_calls(pass: &PassReport, documents: u64, what: &str) {
+    let per = if documents == 0 {
+        0.0
+    } else {
+        pass.api_calls as f64 / documents as f64
+    };
+    println!(
+        "  API calls               {} ({per:.2} per {what})",
+        pass.api_calls
     );
 }
 
@@ -431,15 +429,7 @@ fn print_summary(
     }
     println!("  marked exported         {}", first.exported);
     println!("  in the ERP now          {erp_invoices}");
-    println!(
-        "  API calls               {} ({:.2} per invoice listed)",
-        first.api_calls,
-        if first.listed == 0 {
-            0.0
-        } else {
-            first.api_calls as f64 / first.listed as f64
-        }
-    );
+    print_calls(first, first.listed, "invoice listed");
     println!("  429s served             {}", sim.state.stats.throttled());
     println!("  pass time               {:.2}s", first.seconds);
     println!(
