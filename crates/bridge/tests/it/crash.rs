@@ -47,37 +47,68 @@ fn sync_flow(flow: &str, config: &std::path::Path) -> Command {
     c
 }
 
+/// A simulator, the reference ERP (its supplier master loaded from the simulator) and the
+/// folder their files live in: what every crash test starts from.
+struct World {
+    dir: tempfile::TempDir,
+    sim: coupa_sim::SimHandle,
+    erp: SqlErp,
+}
+
+impl World {
+    async fn new(config: SimConfig) -> World {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let sim = coupa_sim::spawn(config).await.expect("simulator");
+        let erp = SqlErp::connect(&sqlite_url(&dir.path().join("erp.db")))
+            .await
+            .expect("erp");
+        seed_erp_from_sim(&erp, &sim)
+            .await
+            .expect("erp master data");
+        World { dir, sim, erp }
+    }
+
+    fn state_url(&self) -> String {
+        sqlite_url(&self.dir.path().join("state.db"))
+    }
+
+    /// Writes config file `name`: Coupa at `rate` requests/s (burst `burst`), the state store
+    /// and the ERP in the folder, then `sections`.
+    fn config(&self, name: &str, rate: u32, burst: u32, sections: &str) -> std::path::PathBuf {
+        let path = self.dir.path().join(name);
+        std::fs::write(
+            &path,
+            format!(
+                "[coupa]\nbase_url = \"{}\"\nclient_id = \"coupa-bridge\"\n\
+                 requests_per_second = {rate}\nburst = {burst}\n\n\
+                 [state]\nurl = \"{}\"\n\n[erp]\nkind = \"sql\"\nurl = \"{}\"\n\n{sections}",
+                self.sim.base_url(),
+                self.state_url(),
+                sqlite_url(&self.dir.path().join("erp.db")),
+            ),
+        )
+        .expect("config");
+        path
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_at_many_points_the_export_ends_exactly_once() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let sim = coupa_sim::spawn(SimConfig {
+    let world = World::new(SimConfig {
         seed: 11,
         invoices: INVOICES,
         pay_payments: 0,
         ..SimConfig::default()
     })
-    .await
-    .expect("simulator");
-    let erp_url = sqlite_url(&dir.path().join("erp.db"));
-    {
-        let erp = SqlErp::connect(&erp_url).await.expect("erp");
-        seed_erp_from_sim(&erp, &sim)
-            .await
-            .expect("erp master data");
-    }
-    let config = dir.path().join("coupa-bridge.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[coupa]\nbase_url = \"{}\"\nclient_id = \"coupa-bridge\"\nrequests_per_second = 2000\nburst = 200\n\n\
-             [state]\nurl = \"{}\"\n\n[erp]\nkind = \"sql\"\nurl = \"{erp_url}\"\n\n\
-             [invoices]\nmonitoring = \"runs\"\nconcurrency = 4\n",
-            sim.base_url(),
-            sqlite_url(&dir.path().join("state.db")),
-        ),
-    )
-    .expect("config");
-    let eligible = crate::invoice_export::eligible(&sim);
+    .await;
+    let (sim, erp) = (&world.sim, &world.erp);
+    let config = world.config(
+        "coupa-bridge.toml",
+        2_000,
+        200,
+        "[invoices]\nmonitoring = \"runs\"\nconcurrency = 4\n",
+    );
+    let eligible = crate::invoice_export::eligible(sim);
     assert!(eligible.len() > 100, "{} eligible", eligible.len());
 
     // First, a crash in each window that matters, deterministically: after the ERP answered,
@@ -112,7 +143,6 @@ async fn killed_at_many_points_the_export_ends_exactly_once() {
     let status = sync(&config).status().expect("final pass");
     assert!(status.success());
 
-    let erp = SqlErp::connect(&erp_url).await.expect("erp");
     let rows = erp.invoices().await.expect("erp rows");
     let mut by_coupa: BTreeMap<i64, usize> = BTreeMap::new();
     for r in &rows {
@@ -248,8 +278,7 @@ async fn killed_at_many_points_csv_payments_land_exactly_once() {
 /// Every ERP payment ends synced (on its Coupa invoice exactly once) or failed with a reason,
 /// whatever instant the process dies at; by CSV, no payment is ever in two files.
 async fn payments_crash(transport: &str, failpoints: &[&str], delays_ms: std::ops::Range<u64>) {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let sim = coupa_sim::spawn(SimConfig {
+    let world = World::new(SimConfig {
         seed: 12,
         invoices: 2_000,
         pay_payments: 0,
@@ -257,36 +286,19 @@ async fn payments_crash(transport: &str, failpoints: &[&str], delays_ms: std::op
         csv_pickup: Duration::from_millis(500),
         ..SimConfig::default()
     })
-    .await
-    .expect("simulator");
-    let erp_url = sqlite_url(&dir.path().join("erp.db"));
-    let erp = SqlErp::connect(&erp_url).await.expect("erp");
-    seed_erp_from_sim(&erp, &sim)
-        .await
-        .expect("erp master data");
+    .await;
+    let (sim, erp) = (&world.sim, &world.erp);
     // The invoice export runs at full speed; the payment passes slowly enough to be killed in
     // the middle.
-    let write_config = |name: &str, rate: u32| {
-        let path = dir.path().join(name);
-        std::fs::write(
-            &path,
-            format!(
-                "[coupa]\nbase_url = \"{}\"\nclient_id = \"coupa-bridge\"\n\
-                 requests_per_second = {rate}\nburst = 5\n\n\
-                 [state]\nurl = \"{}\"\n\n[erp]\nkind = \"sql\"\nurl = \"{erp_url}\"\n\n\
-                 [invoices]\nmonitoring = \"custom-fields\"\nconcurrency = 4\n\n\
-                 [payments]\ntransport = \"{transport}\"\n\n\
-                 [payments.sftp]\nhost = \"127.0.0.1\"\nport = {}\nusername = \"{DEFAULT_SFTP_USER}\"\n\
-                 host_key = \"{}\"\nresult_timeout_secs = 30\n",
-                sim.base_url(),
-                sqlite_url(&dir.path().join("state.db")),
-                sim.sftp_addr.port(),
-                sim.sftp_host_key,
-            ),
-        )
-        .expect("config");
-        path
-    };
+    let sections = format!(
+        "[invoices]\nmonitoring = \"custom-fields\"\nconcurrency = 4\n\n\
+         [payments]\ntransport = \"{transport}\"\n\n\
+         [payments.sftp]\nhost = \"127.0.0.1\"\nport = {}\nusername = \"{DEFAULT_SFTP_USER}\"\n\
+         host_key = \"{}\"\nresult_timeout_secs = 30\n",
+        sim.sftp_addr.port(),
+        sim.sftp_host_key,
+    );
+    let write_config = |name: &str, rate: u32| world.config(name, rate, 5, &sections);
     let fast = write_config("fast.toml", 5_000);
     let config = write_config("coupa-bridge.toml", 150);
     // The ERP books the invoices first, then pays some of them, in rounds.
@@ -463,36 +475,22 @@ fn set_pay_statuses(sim: &coupa_sim::RunningSim, changes: &[(i64, &str)]) {
 async fn killed_at_many_points_coupa_pay_payments_are_booked_exactly_once() {
     const SETTLES: &str = "completed_successfully";
     const WITH_ERRORS: &str = "completed_with_errors";
-    let dir = tempfile::tempdir().expect("temp dir");
-    let sim = coupa_sim::spawn(SimConfig {
+    let world = World::new(SimConfig {
         seed: 13,
         invoices: 400,
         pay_payments: 60,
         ..SimConfig::default()
     })
-    .await
-    .expect("simulator");
-    let erp_url = sqlite_url(&dir.path().join("erp.db"));
-    let erp = SqlErp::connect(&erp_url).await.expect("erp");
-    seed_erp_from_sim(&erp, &sim)
-        .await
-        .expect("erp master data");
+    .await;
+    let (sim, erp) = (&world.sim, &world.erp);
     let write_config = |name: &str, rate: u32| {
-        let path = dir.path().join(name);
-        std::fs::write(
-            &path,
-            format!(
-                "[coupa]\nbase_url = \"{}\"\nclient_id = \"coupa-bridge\"\n\
-                 requests_per_second = {rate}\nburst = 5\n\n\
-                 [state]\nurl = \"{}\"\n\n[erp]\nkind = \"sql\"\nurl = \"{erp_url}\"\n\n\
-                 [invoices]\nmonitoring = \"runs\"\nconcurrency = 4\n\n\
-                 [pay_payments]\npay_to_account_type = \"\"\nconcurrency = 4\n",
-                sim.base_url(),
-                sqlite_url(&dir.path().join("state.db")),
-            ),
+        world.config(
+            name,
+            rate,
+            5,
+            "[invoices]\nmonitoring = \"runs\"\nconcurrency = 4\n\n\
+             [pay_payments]\npay_to_account_type = \"\"\nconcurrency = 4\n",
         )
-        .expect("config");
-        path
     };
     let fast = write_config("fast.toml", 5_000);
     let config = write_config("coupa-bridge.toml", 50);
@@ -500,7 +498,7 @@ async fn killed_at_many_points_coupa_pay_payments_are_booked_exactly_once() {
     let status = sync(&fast).status().expect("invoice export");
     assert!(status.success(), "the invoice export completes");
 
-    let initial = pay_rows(&sim);
+    let initial = pay_rows(sim);
     // Payments others exported before: never the connector's.
     let foreign: BTreeSet<i64> = initial
         .iter()
@@ -527,7 +525,7 @@ async fn killed_at_many_points_coupa_pay_payments_are_booked_exactly_once() {
             // complete (and become new to the connector). A second later than the last pass,
             // so the changes' updated-at is above its watermark (Coupa's are whole seconds).
             tokio::time::sleep(Duration::from_millis(1_100)).await;
-            let now = pay_rows(&sim);
+            let now = pay_rows(sim);
             let mut moves = Vec::new();
             for (i, (id, p)) in now
                 .iter()
@@ -569,7 +567,7 @@ async fn killed_at_many_points_coupa_pay_payments_are_booked_exactly_once() {
             );
             moves.extend(take.iter().map(|id| (*id, SETTLES)));
             assert!(moves.len() > 5, "round {round}: {moves:?}");
-            set_pay_statuses(&sim, &moves);
+            set_pay_statuses(sim, &moves);
         }
         for point in *failpoints {
             let status = pay()
@@ -589,7 +587,7 @@ async fn killed_at_many_points_coupa_pay_payments_are_booked_exactly_once() {
     let status = pay().status().expect("final pass");
     assert!(status.success());
 
-    let sim_now = pay_rows(&sim);
+    let sim_now = pay_rows(sim);
     let rows = erp.pay_payments().await.expect("ERP pay payments");
     let mut in_erp: BTreeMap<i64, &coupa_bridge::erp::ErpPayPaymentRecord> = BTreeMap::new();
     for r in &rows {
@@ -604,7 +602,7 @@ async fn killed_at_many_points_coupa_pay_payments_are_booked_exactly_once() {
         *apps.entry(a.coupa_payment_id).or_default() += 1;
     }
     let journal = {
-        let store = coupa_bridge::store::Store::connect(&sqlite_url(&dir.path().join("state.db")))
+        let store = coupa_bridge::store::Store::connect(&world.state_url())
             .await
             .expect("store");
         let mut j = BTreeMap::new();
