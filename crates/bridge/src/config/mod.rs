@@ -83,6 +83,14 @@ pub struct Config {
     pub payments: PaymentsConfig,
     /// Coupa Pay export (Coupa Pay payments -> ERP).
     pub pay_payments: PayPaymentsConfig,
+    /// When `coupa-bridge run` starts each flow's pass.
+    pub schedule: ScheduleConfig,
+    /// The API call log (the seeds' logging engine).
+    pub log: LogConfig,
+    /// Who hears about failures, besides Coupa's own alerts.
+    pub notify: NotifyConfig,
+    /// The daemon's HTTP server: dashboard, `/metrics`, health, the ERP push endpoint.
+    pub server: ServerConfig,
 }
 
 /// `[coupa]`
@@ -366,6 +374,160 @@ impl PayPaymentsConfig {
     pub fn pay_to_account_type_filter(&self) -> Option<&str> {
         let kind = self.pay_to_account_type.trim();
         (!kind.is_empty()).then_some(kind)
+    }
+}
+
+/// `[schedule]`: cron expressions in UTC, five fields (minute precision) or six (a leading
+/// seconds field). An empty string leaves the flow out of `coupa-bridge run`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ScheduleConfig {
+    /// Invoice export; hourly by default.
+    pub invoices: String,
+    /// Payment push; every 10 seconds by default, and at once when the ERP pushes payments.
+    pub payments: String,
+    /// Coupa Pay export; hourly by default, half an hour after the invoices.
+    pub pay_payments: String,
+}
+
+impl Default for ScheduleConfig {
+    fn default() -> Self {
+        ScheduleConfig {
+            invoices: "0 * * * *".into(),
+            payments: "*/10 * * * * *".into(),
+            pay_payments: "30 * * * *".into(),
+        }
+    }
+}
+
+/// `[log]`
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// Days the API call log keeps a call; older calls are pruned by the daemon and after each
+    /// `sync`. 0 keeps every call.
+    pub retention_days: u32,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig { retention_days: 30 }
+    }
+}
+
+/// `[notify]`: email and a webhook, each off until configured. Problems are grouped: one message
+/// when a problem starts, a reminder while it lasts, one when it is over.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NotifyConfig {
+    /// Minutes between reminders while a problem lasts.
+    pub reminder_minutes: u32,
+    /// Link to the dashboard put in messages, when set (`https://bridge.example.com`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dashboard_url: Option<String>,
+    pub email: EmailConfig,
+    pub webhook: WebhookConfig,
+}
+
+impl Default for NotifyConfig {
+    fn default() -> Self {
+        NotifyConfig {
+            reminder_minutes: 60,
+            dashboard_url: None,
+            email: EmailConfig::default(),
+            webhook: WebhookConfig::default(),
+        }
+    }
+}
+
+/// How the SMTP connection is secured: `notify.email.security`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SmtpSecurity {
+    /// Plain connection upgraded with STARTTLS, which must succeed (port 587).
+    #[default]
+    Starttls,
+    /// TLS from the first byte (port 465).
+    Tls,
+    /// No encryption: only for a relay on the same host or the tests' loopback server.
+    None,
+}
+
+/// `[notify.email]`: off while `host` is unset.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EmailConfig {
+    /// SMTP server host name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    pub port: u16,
+    pub security: SmtpSecurity,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// Best set through `COUPA_BRIDGE__NOTIFY__EMAIL__PASSWORD`.
+    #[serde(
+        serialize_with = "serialize_redacted",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub password: Option<SecretString>,
+    /// The sender, `coupa-bridge <bridge@example.com>`.
+    pub from: String,
+    /// Recipients.
+    pub to: Vec<String>,
+}
+
+impl Default for EmailConfig {
+    fn default() -> Self {
+        EmailConfig {
+            host: None,
+            port: 587,
+            security: SmtpSecurity::Starttls,
+            username: None,
+            password: None,
+            from: String::new(),
+            to: Vec::new(),
+        }
+    }
+}
+
+/// `[notify.webhook]`: off while `url` is unset. The body is JSON with a Slack-compatible
+/// `text`; with a `secret`, the header `X-Coupa-Bridge-Signature: sha256=<hex>` carries the
+/// HMAC-SHA256 of the body.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebhookConfig {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// Best set through `COUPA_BRIDGE__NOTIFY__WEBHOOK__SECRET`.
+    #[serde(
+        serialize_with = "serialize_redacted",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub secret: Option<SecretString>,
+}
+
+/// `[server]`
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address the daemon's HTTP server listens on. Anything but loopback requires `token`.
+    pub listen: String,
+    /// Required on every request but `/healthz` and `/readyz`, as `Authorization: Bearer
+    /// <token>` (or as the password of HTTP Basic, for a browser), when set. Best set through
+    /// `COUPA_BRIDGE__SERVER__TOKEN`.
+    #[serde(
+        serialize_with = "serialize_redacted",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub token: Option<SecretString>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: "127.0.0.1:8080".into(),
+            token: None,
+        }
     }
 }
 

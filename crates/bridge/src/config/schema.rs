@@ -109,6 +109,44 @@ pub(crate) const KEYS: &[Key] = &[
         },
     ),
     key("pay_payments.concurrency", Kind::Int { min: 1, max: 256 }),
+    key("schedule.invoices", Kind::Str),
+    key("schedule.payments", Kind::Str),
+    key("schedule.pay_payments", Kind::Str),
+    key(
+        "log.retention_days",
+        Kind::Int {
+            min: 0,
+            max: 36_500,
+        },
+    ),
+    key(
+        "notify.reminder_minutes",
+        Kind::Int {
+            min: 1,
+            max: 10_080,
+        },
+    ),
+    key("notify.dashboard_url", Kind::Str),
+    key("notify.email.host", Kind::Str),
+    key(
+        "notify.email.port",
+        Kind::Int {
+            min: 1,
+            max: u16::MAX as i64,
+        },
+    ),
+    key(
+        "notify.email.security",
+        Kind::OneOf(&["starttls", "tls", "none"]),
+    ),
+    key("notify.email.username", Kind::Str),
+    key("notify.email.password", Kind::Secret),
+    key("notify.email.from", Kind::Str),
+    key("notify.email.to", Kind::List),
+    key("notify.webhook.url", Kind::Str),
+    key("notify.webhook.secret", Kind::Secret),
+    key("server.listen", Kind::Str),
+    key("server.token", Kind::Secret),
 ];
 
 /// Every key path (`coupa.base_url`, `payments.sftp.host`, ...), in the order `config check`

@@ -718,6 +718,13 @@ fn the_schema_lists_exactly_the_keys_of_the_typed_tree() {
     config.payments.sftp.host_key =
         Some("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEjUQiFcREiAqIwDD3El".into());
     config.pay_payments.issuing_bank = Some("b".into());
+    config.notify.dashboard_url = Some("https://bridge.example.com".into());
+    config.notify.email.host = Some("smtp.example.com".into());
+    config.notify.email.username = Some("u".into());
+    config.notify.email.password = Some(SecretString::from("p"));
+    config.notify.webhook.url = Some("https://hooks.example.com/x".into());
+    config.notify.webhook.secret = Some(SecretString::from("w"));
+    config.server.token = Some(SecretString::from("t"));
     let tree = toml::Value::try_from(&config).expect("serializable");
     fn leaves(value: &toml::Value, prefix: &str, out: &mut BTreeSet<String>) {
         match value {
@@ -743,8 +750,37 @@ fn the_schema_lists_exactly_the_keys_of_the_typed_tree() {
     // A full tree written out as TOML loads back.
     config.coupa.api_key = None;
     config.coupa.base_url = "https://acme.coupahost.com".into();
+    config.notify.email.from = "bridge@example.com".into();
+    config.notify.email.to = vec!["ap@example.com".into()];
     let text = toml::to_string(&config).expect("serializable");
     let back = loaded(&text, Vec::new()).config;
     assert_eq!(back.payments.sftp.host.as_deref(), Some("h"));
     assert_eq!(back.invoices.statuses, config.invoices.statuses);
+}
+
+#[test]
+fn operations_sections_are_checked_with_their_lines() {
+    let text = format!(
+        "{MINIMAL}\n[schedule]\ninvoices = \"every hour\"\npayments = \"\"\n\n\
+         [notify.email]\nhost = \"smtp.example.com\"\nfrom = \"nobody\"\nto = []\n\n\
+         [notify.webhook]\nurl = \"hooks.example.com\"\n\n[server]\nlisten = \"0.0.0.0:8080\"\n"
+    );
+    let found = lines(&problems(&text, secret_env()));
+    let expect = [
+        "coupa-bridge.toml:7: schedule.invoices: invalid cron expression \"every hour\"",
+        "coupa-bridge.toml:12: notify.email.from: required when notify.email.host is set",
+        "coupa-bridge.toml:13: notify.email.to: required when notify.email.host is set",
+        "coupa-bridge.toml:16: notify.webhook.url: expected an http:// or https:// URL",
+        "server.token: required when server.listen (0.0.0.0:8080) is not a loopback address",
+    ];
+    assert_eq!(found.len(), expect.len(), "{found:#?}");
+    for (line, start) in found.iter().zip(expect) {
+        assert!(line.contains(start), "{line:?} should contain {start:?}");
+    }
+    // A token makes the exposed address acceptable; an empty schedule turns a flow off.
+    let ok = format!("{MINIMAL}\n[server]\nlisten = \"0.0.0.0:8080\"\n");
+    let mut vars = secret_env();
+    vars.extend(env(&[("COUPA_BRIDGE__SERVER__TOKEN", "tok")]));
+    let config = loaded(&ok, vars).config;
+    assert!(config.server.token.is_some());
 }

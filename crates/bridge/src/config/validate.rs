@@ -212,6 +212,81 @@ pub(super) fn check(config: &Config) -> (Issues, Vec<String>) {
         );
     }
 
+    for (key, expression) in [
+        ("schedule.invoices", &config.schedule.invoices),
+        ("schedule.payments", &config.schedule.payments),
+        ("schedule.pay_payments", &config.schedule.pay_payments),
+    ] {
+        if !expression.trim().is_empty()
+            && let Err(e) = crate::daemon::schedule::Schedule::parse(expression)
+        {
+            problem(key, e);
+        }
+    }
+
+    let email = &config.notify.email;
+    if let Some(host) = &email.host {
+        not_empty(&mut problem, "notify.email.host", host);
+        if !email.from.contains('@') {
+            problem(
+                "notify.email.from",
+                "required when notify.email.host is set: an address, e.g. \
+                 \"coupa-bridge <bridge@example.com>\""
+                    .into(),
+            );
+        }
+        if email.to.is_empty() || email.to.iter().any(|t| !t.contains('@')) {
+            problem(
+                "notify.email.to",
+                "required when notify.email.host is set: a list of addresses".into(),
+            );
+        }
+        if email.username.is_some() != email.password.is_some() {
+            problem(
+                "notify.email.password",
+                "notify.email.username and notify.email.password go together (the password \
+                 best through COUPA_BRIDGE__NOTIFY__EMAIL__PASSWORD)"
+                    .into(),
+            );
+        }
+    }
+    if let Some(url) = &config.notify.webhook.url
+        && !(url.starts_with("https://") || url.starts_with("http://"))
+    {
+        problem(
+            "notify.webhook.url",
+            format!(
+                "expected an http:// or https:// URL, found \"{}\"",
+                super::redact_userinfo(url)
+            ),
+        );
+    }
+    if config.notify.webhook.secret.as_ref().is_some_and(is_blank) {
+        problem("notify.webhook.secret", "must not be empty".into());
+    }
+
+    match config.server.listen.parse::<std::net::SocketAddr>() {
+        Err(_) => problem(
+            "server.listen",
+            format!(
+                "expected an address and port, e.g. 127.0.0.1:8080, found \"{}\"",
+                config.server.listen
+            ),
+        ),
+        Ok(addr) if !addr.ip().is_loopback() && config.server.token.is_none() => problem(
+            "server.token",
+            format!(
+                "required when server.listen ({addr}) is not a loopback address: the dashboard \
+                 and the push endpoint are reachable from the network (set \
+                 COUPA_BRIDGE__SERVER__TOKEN)"
+            ),
+        ),
+        Ok(_) => {}
+    }
+    if config.server.token.as_ref().is_some_and(is_blank) {
+        problem("server.token", "must not be empty".into());
+    }
+
     (issues, warnings)
 }
 
