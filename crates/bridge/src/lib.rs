@@ -7,10 +7,14 @@
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod connector;
 pub mod daemon;
 pub mod db;
 pub mod erp;
 pub mod failpoint;
 pub mod flows;
+pub mod notify;
 pub mod sftp;
 pub mod store;
+pub mod telemetry;
+pub mod web;

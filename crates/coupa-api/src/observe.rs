@@ -13,7 +13,7 @@ pub struct CallContext {
     pub flow: String,
     /// The connector's own run id (its state store's), when inside a run.
     pub run: Option<i64>,
-    /// The document the call is about, e.g. `invoice 1042`.
+    /// The document the call is about, as the flow's journal keys it: `invoice:1042`.
     pub document: Option<String>,
 }
 

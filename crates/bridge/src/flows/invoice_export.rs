@@ -222,6 +222,8 @@ pub struct InvoiceExport {
     erp: Arc<dyn Erp>,
     store: Store,
     settings: Settings,
+    /// Checked before each document: see [`Stop`](crate::flows::Stop).
+    stop: crate::flows::Stop,
 }
 
 /// What became of one listed invoice.
@@ -241,7 +243,14 @@ impl InvoiceExport {
             erp,
             store,
             settings,
+            stop: crate::flows::Stop::never(),
         }
+    }
+
+    /// Makes the pass stop taking new documents once `stop` is requested.
+    pub fn with_stop(mut self, stop: crate::flows::Stop) -> Self {
+        self.stop = stop;
+        self
     }
 
     /// Runs one pass: every eligible invoice once. A fatal error (credentials, the state store)
@@ -419,7 +428,7 @@ impl InvoiceExport {
         let client = client.with_context(CallContext {
             flow: FLOW.into(),
             run: Some(run),
-            document: Some(format!("invoice {id}")),
+            document: Some(key(id)),
         });
         let status = invoice
             .as_ref()

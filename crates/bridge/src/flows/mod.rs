@@ -15,6 +15,90 @@ use coupa_api::observe::CallContext;
 use crate::erp::ErpError;
 use crate::store::{RunOutcome, Store, StoreError};
 
+/// The three flows, by the name they carry in runs, the journal, logs and metrics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum FlowName {
+    Invoices,
+    Payments,
+    PayPayments,
+}
+
+impl FlowName {
+    /// In the order `sync all` runs them: invoices first, so the invoices a payment or a Coupa
+    /// Pay payment settles are in the ERP.
+    pub const ALL: [FlowName; 3] = [FlowName::Invoices, FlowName::Payments, FlowName::PayPayments];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FlowName::Invoices => invoice_export::FLOW,
+            FlowName::Payments => payment_push::FLOW,
+            FlowName::PayPayments => pay_export::FLOW,
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<FlowName> {
+        FlowName::ALL.into_iter().find(|f| f.as_str() == name)
+    }
+
+    /// What a person calls it: "invoice export".
+    pub fn title(self) -> &'static str {
+        match self {
+            FlowName::Invoices => "invoice export",
+            FlowName::Payments => "payment push",
+            FlowName::PayPayments => "Coupa Pay export",
+        }
+    }
+}
+
+impl std::fmt::Display for FlowName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Asks running passes to stop taking new documents: a pass that sees it finishes the documents
+/// in hand (every step up to a final journal state), leaves the rest for the next pass, and ends
+/// its run as usual. Cheap to clone; [`Stop::never`] for a pass nobody interrupts.
+#[derive(Clone, Debug)]
+pub struct Stop(tokio::sync::watch::Receiver<bool>);
+
+/// The sending half of [`Stop`].
+#[derive(Debug)]
+pub struct StopHandle(tokio::sync::watch::Sender<bool>);
+
+impl Stop {
+    pub fn new() -> (StopHandle, Stop) {
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        (StopHandle(tx), Stop(rx))
+    }
+
+    pub fn never() -> Stop {
+        Stop::new().1
+    }
+
+    pub fn requested(&self) -> bool {
+        *self.0.borrow()
+    }
+
+    /// Resolves once a stop is requested (never, when the handle is gone without one).
+    pub async fn wait(&self) {
+        let mut rx = self.0.clone();
+        if rx.wait_for(|stop| *stop).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+impl StopHandle {
+    pub fn stop(&self) {
+        self.0.send_replace(true);
+    }
+
+    pub fn subscribe(&self) -> Stop {
+        Stop(self.0.subscribe())
+    }
+}
+
 /// What stops a pass early: credentials, Coupa unreachable for the pass's own calls, the state
 /// store. Per-document problems never do; they are counted in the [`PassReport`].
 #[derive(Debug, thiserror::Error)]

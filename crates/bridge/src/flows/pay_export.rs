@@ -234,6 +234,8 @@ pub struct PayExport {
     erp: Arc<dyn Erp>,
     store: Store,
     settings: Settings,
+    /// Checked before each document: see [`Stop`](crate::flows::Stop).
+    stop: crate::flows::Stop,
 }
 
 /// What became of one listed payment.
@@ -276,7 +278,14 @@ impl PayExport {
             erp,
             store,
             settings,
+            stop: crate::flows::Stop::never(),
         }
+    }
+
+    /// Makes the pass stop taking new documents once `stop` is requested.
+    pub fn with_stop(mut self, stop: crate::flows::Stop) -> Self {
+        self.stop = stop;
+        self
     }
 
     /// Runs one pass. A fatal error (credentials, the state store) ends it early; the run is
@@ -605,7 +614,7 @@ impl PayExport {
         let client = client.with_context(CallContext {
             flow: FLOW.into(),
             run: Some(run),
-            document: Some(format!("coupa-pay payment {id}")),
+            document: Some(key(id)),
         });
         let k = key(id);
         let exported = payment.as_ref().is_ok_and(|p| p.exported == Some(true));
@@ -810,7 +819,7 @@ impl PayExport {
             let client = client.with_context(CallContext {
                 flow: FLOW.into(),
                 run: Some(run),
-                document: Some(format!("coupa-pay payment {id}")),
+                document: Some(key(id)),
             });
             if stage != step::RECORDED {
                 let open = open.get(&id.get()).cloned().unwrap_or_default();

@@ -115,6 +115,8 @@ pub struct PaymentPush {
     erp: Arc<dyn Erp>,
     store: Store,
     settings: Settings,
+    /// Checked before each document: see [`Stop`](crate::flows::Stop).
+    stop: crate::flows::Stop,
 }
 
 impl PaymentPush {
@@ -124,7 +126,14 @@ impl PaymentPush {
             erp,
             store,
             settings,
+            stop: crate::flows::Stop::never(),
         }
+    }
+
+    /// Makes the pass stop taking new documents once `stop` is requested.
+    pub fn with_stop(mut self, stop: crate::flows::Stop) -> Self {
+        self.stop = stop;
+        self
     }
 
     /// Runs one pass. A pass that finds nothing to do records no run (its report's `run` is 0)
@@ -303,7 +312,7 @@ impl Pass<'_> {
                 let client = self.client.with_context(CallContext {
                     flow: FLOW.into(),
                     run: Some(self.run),
-                    document: Some(format!("invoice {id}")),
+                    document: Some(format!("invoice:{id}")),
                 });
                 api::write(&client, InvoiceId(id), matching::plan(&inv, payments)).await
             })
@@ -514,7 +523,7 @@ impl Pass<'_> {
         let client = self.client.with_context(CallContext {
             flow: FLOW.into(),
             run: Some(self.run),
-            document: Some(format!("payment {payment_ref}")),
+            document: Some(format!("erp-payment:{payment_ref}")),
         });
         if let Err(e) = client.integration_errors().create_alert(&record).await {
             tracing::warn!(payment = %payment_ref, error = %e, "could not alert a payment failure in Coupa");

@@ -1,0 +1,130 @@
+//! [`Connector`]: everything a pass needs, built once from the configuration, and the one place
+//! a pass of a flow is run, so `sync`, `run`, the dashboard's retry and the demo's server all
+//! record, count and notify the same way.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use coupa_api::Client;
+use coupa_api::observe::Observer;
+
+use crate::config::Config;
+use crate::erp::sql::SqlErp;
+use crate::flows::invoice_export::InvoiceExport;
+use crate::flows::pay_export::PayExport;
+use crate::flows::payment_push::PaymentPush;
+use crate::flows::{FlowError, FlowName, PassReport, Stop};
+use crate::notify::Notifier;
+use crate::store::call_log::{CallLog, CallLogHandle, CallLogStats};
+use crate::store::Store;
+use crate::telemetry::Metrics;
+
+/// The configured Coupa client, ERP and state store, with the observers every pass reports to.
+pub struct Connector {
+    pub config: Arc<Config>,
+    pub store: Store,
+    pub erp: Arc<SqlErp>,
+    /// Reports each attempt to the call log and to [`Connector::metrics`].
+    pub client: Client,
+    pub metrics: Arc<Metrics>,
+    pub notifier: Notifier,
+    call_log: CallLogHandle,
+}
+
+impl Connector {
+    /// Opens the state store and the ERP (migrating both) and builds the Coupa client.
+    pub async fn open(config: Config) -> anyhow::Result<Connector> {
+        let store = Store::connect(&config.state.url)
+            .await
+            .context("cannot open the state store")?;
+        let erp = SqlErp::connect(&config.erp.url)
+            .await
+            .context("cannot open the ERP")?;
+        Connector::with(config, store, erp, config_client)
+    }
+
+    /// Like [`Connector::open`] with an existing store and ERP, and the client's settings from
+    /// `client_config` (the demo turns the rate governor off for its unthrottled simulator).
+    pub fn with(
+        config: Config,
+        store: Store,
+        erp: SqlErp,
+        client_config: impl FnOnce(&Config) -> coupa_api::ClientConfig,
+    ) -> anyhow::Result<Connector> {
+        let (call_log, call_log_task) = CallLog::spawn(store.clone());
+        let metrics = Arc::new(Metrics::default());
+        let observers: Vec<Arc<dyn Observer>> = vec![Arc::new(call_log), metrics.clone()];
+        let client = Client::new(client_config(&config), Arc::new(observers))
+            .context("Coupa client")?;
+        let notifier = Notifier::new(&config.notify, store.clone());
+        Ok(Connector {
+            config: Arc::new(config),
+            store,
+            erp: Arc::new(erp),
+            client,
+            metrics,
+            notifier,
+            call_log: call_log_task,
+        })
+    }
+
+    /// One pass of `flow`: runs it, counts it in the metrics, tells the notifier. A pass that
+    /// sees `stop` finishes its documents in hand and ends early.
+    pub async fn pass(&self, flow: FlowName, stop: &Stop) -> Result<PassReport, FlowError> {
+        let started = std::time::Instant::now();
+        let erp = self.erp.clone();
+        let config = &self.config;
+        let result = match flow {
+            FlowName::Invoices => {
+                InvoiceExport::new(
+                    self.client.clone(),
+                    erp,
+                    self.store.clone(),
+                    config.invoices.clone(),
+                )
+                .with_stop(stop.clone())
+                .run()
+                .await
+            }
+            FlowName::Payments => {
+                PaymentPush::new(
+                    self.client.clone(),
+                    erp,
+                    self.store.clone(),
+                    config.payments.clone(),
+                )
+                .with_stop(stop.clone())
+                .run()
+                .await
+            }
+            FlowName::PayPayments => {
+                PayExport::new(
+                    self.client.clone(),
+                    erp,
+                    self.store.clone(),
+                    config.pay_payments.clone(),
+                )
+                .with_stop(stop.clone())
+                .run()
+                .await
+            }
+        };
+        self.metrics
+            .pass_finished(flow, &result, started.elapsed());
+        self.notifier.after_pass(flow, &result).await;
+        result
+    }
+
+    /// Writes the call log's queue out; call before the process ends.
+    pub async fn close(self) -> CallLogStats {
+        let Connector {
+            client, call_log, ..
+        } = self;
+        drop(client);
+        call_log.flush().await
+    }
+}
+
+fn config_client(config: &Config) -> coupa_api::ClientConfig {
+    config.coupa_client_config()
+}
