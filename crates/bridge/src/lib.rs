@@ -12,6 +12,7 @@ pub mod daemon;
 pub mod db;
 pub mod erp;
 pub mod failpoint;
+pub mod failures;
 pub mod flows;
 pub mod notify;
 pub mod sftp;

@@ -24,7 +24,10 @@ use coupa_sim::config::{DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET};
 use chrono::Days;
 use rust_decimal::Decimal;
 
-use crate::config::{PayPaymentsConfig, PaymentTransport, PaymentsConfig, SftpConfig};
+use crate::config::{Config, PayPaymentsConfig, PaymentTransport, PaymentsConfig, SftpConfig};
+use crate::connector::Connector;
+use crate::daemon::Triggers;
+use crate::web::WebState;
 use crate::erp::sql::SqlErp;
 use crate::erp::{ErpInvoiceRecord, NewErpPayment};
 use crate::flows::PassReport;
@@ -36,7 +39,8 @@ use crate::store::call_log::CallLog;
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {
-    /// Keep the simulator running after the demo, until Ctrl-C.
+    /// Then serve the dashboard on the demo's data (and run the flows on their schedules), until
+    /// Ctrl-C.
     #[arg(long)]
     pub serve: bool,
     /// Seed of the simulator's data.
@@ -102,7 +106,44 @@ pub async fn seed_erp_from_sim(erp: &SqlErp, sim: &coupa_sim::RunningSim) -> any
     Ok(())
 }
 
+/// What the demo leaves behind: the simulator, still running, and a configuration that points
+/// at it and at the demo's ERP and state store, as `coupa-bridge run` would be configured.
+pub struct Demo {
+    pub sim: coupa_sim::SimHandle,
+    pub config: Config,
+    pub data_dir: PathBuf,
+}
+
+impl Demo {
+    /// A connector on the demo's simulator, ERP and state store. The simulator is not
+    /// throttled, so the client's rate governor is off, as in the demo's passes.
+    pub async fn connector(&self) -> anyhow::Result<Connector> {
+        let store = Store::connect(&self.config.state.url)
+            .await
+            .context("cannot open the state store")?;
+        let erp = SqlErp::connect(&self.config.erp.url)
+            .await
+            .context("cannot open the reference ERP")?;
+        Connector::with(self.config.clone(), store, erp, |c| {
+            let mut client = c.coupa_client_config();
+            client.rate = None;
+            client
+        })
+    }
+}
+
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
+    let serve = args.serve;
+    let demo = execute(args).await?;
+    if serve {
+        serve_dashboard(&demo).await?;
+    }
+    demo.sim.shutdown().await;
+    Ok(())
+}
+
+/// Runs the demo and prints its summary; the simulator is left running in the returned [`Demo`].
+pub async fn execute(args: DemoArgs) -> anyhow::Result<Demo> {
     let started = Instant::now();
     let data_dir = match args.data_dir {
         Some(d) => {
@@ -177,15 +218,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             store.clone(),
             PaymentsConfig {
                 transport,
-                sftp: SftpConfig {
-                    host: Some(sim.sftp_addr.ip().to_string()),
-                    port: sim.sftp_addr.port(),
-                    username: Some(coupa_sim::config::DEFAULT_SFTP_USER.into()),
-                    password: Some(SecretString::from(coupa_sim::config::DEFAULT_SFTP_PASSWORD)),
-                    host_key: Some(sim.sftp_host_key.clone()),
-                    result_timeout_secs: 60,
-                    ..SftpConfig::default()
-                },
+                sftp: demo_sftp(&sim),
                 ..PaymentsConfig::default()
             },
         );
@@ -227,11 +260,62 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         "    erp.db    the reference ERP (erp_invoices, erp_payments, erp_coupa_pay_payments, ...)"
     );
     println!("    state.db  runs, the per-document journal, every Coupa call");
-    if args.serve {
-        println!("\nServing the simulator until Ctrl-C.");
-        let _ = tokio::signal::ctrl_c().await;
+    let config = demo_config(&sim, &data_dir, args.monitoring);
+    Ok(Demo {
+        sim,
+        config,
+        data_dir,
+    })
+}
+
+/// The configuration `coupa-bridge run` would have for the demo's world.
+fn demo_config(sim: &coupa_sim::RunningSim, data_dir: &Path, monitoring: Monitoring) -> Config {
+    let mut config = Config::default();
+    config.coupa.base_url = sim.base_url();
+    config.coupa.client_id = Some(DEFAULT_CLIENT_ID.into());
+    config.coupa.client_secret = Some(SecretString::from(DEFAULT_CLIENT_SECRET));
+    config.state.url = sqlite_url(&data_dir.join("state.db"));
+    config.erp.url = sqlite_url(&data_dir.join("erp.db"));
+    config.invoices.monitoring = monitoring;
+    config.payments.sftp = demo_sftp(sim);
+    config
+}
+
+/// The simulator's SFTP server, as the CSV transport reaches it.
+fn demo_sftp(sim: &coupa_sim::RunningSim) -> SftpConfig {
+    SftpConfig {
+        host: Some(sim.sftp_addr.ip().to_string()),
+        port: sim.sftp_addr.port(),
+        username: Some(coupa_sim::config::DEFAULT_SFTP_USER.into()),
+        password: Some(SecretString::from(coupa_sim::config::DEFAULT_SFTP_PASSWORD)),
+        host_key: Some(sim.sftp_host_key.clone()),
+        result_timeout_secs: 60,
+        ..SftpConfig::default()
     }
-    sim.shutdown().await;
+}
+
+/// `demo --serve`: the dashboard (and the daemon, so "retry" and pushed payments are acted on)
+/// on the demo's data, until Ctrl-C.
+async fn serve_dashboard(demo: &Demo) -> anyhow::Result<()> {
+    let connector = Arc::new(demo.connector().await?);
+    let triggers = Triggers::default();
+    // The usual port, or any free one when it is taken.
+    let listener = match tokio::net::TcpListener::bind(&demo.config.server.listen).await {
+        Ok(l) => l,
+        Err(_) => tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .context("cannot listen on loopback")?,
+    };
+    let addr = listener.local_addr().context("listening address")?;
+    println!("\nDashboard: http://{addr}/   (Ctrl-C to stop)");
+    let state = WebState::new(connector.clone(), triggers);
+    let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(crate::web::serve(listener, state, async move {
+        let _ = server_stopped.await;
+    }));
+    let _ = tokio::signal::ctrl_c().await;
+    let _ = stop_server.send(());
+    let _ = server.await;
     Ok(())
 }
 

@@ -234,6 +234,8 @@ enum Done {
     Transient(String),
     /// A record without an id: nothing can be done with it but report it.
     Unreadable(String),
+    /// A stop was requested before it started: left as it is for the next pass.
+    NotStarted,
 }
 
 impl InvoiceExport {
@@ -362,6 +364,10 @@ impl InvoiceExport {
                             .unwrap_or_default();
                         let entry = id.and_then(|i| journal.get(&key(InvoiceId(i))).cloned());
                         async move {
+                            // Checked as each invoice starts: one already started runs to its end.
+                            if self.stop.requested() {
+                                return (id, Ok(Done::NotStarted));
+                            }
                             let done = self.one(client, run, coupa_run, item, open, entry).await;
                             (id, done)
                         }
@@ -370,8 +376,13 @@ impl InvoiceExport {
                     .collect()
                     .await;
             for (id, done) in results {
+                let done = done?;
+                if matches!(done, Done::NotStarted) {
+                    report.stopped = true;
+                    continue;
+                }
                 report.listed += 1;
-                match done? {
+                match done {
                     Done::Exported(outcome) => {
                         report.exported += 1;
                         match outcome {
@@ -388,7 +399,12 @@ impl InvoiceExport {
                     }
                     Done::Transient(why) => report.transient.push((id.unwrap_or_default(), why)),
                     Done::Unreadable(why) => report.unreadable.push(why),
+                    Done::NotStarted => {}
                 }
+            }
+            if self.stop.requested() {
+                report.stopped = true;
+                break;
             }
         }
         Ok(())

@@ -135,6 +135,9 @@ pub struct PassReport {
     pub transient: Vec<(i64, String)>,
     /// Records Coupa sent that could not be read and carried no id.
     pub unreadable: Vec<String>,
+    /// The pass ended early because a stop was requested (shutdown): documents not started
+    /// are left, untouched, for the next pass.
+    pub stopped: bool,
     /// Coupa calls the pass made, retries and token requests included.
     pub api_calls: u64,
     pub seconds: f64,
@@ -151,7 +154,7 @@ impl PassReport {
 
     /// Every listed document reached a final state (design.md: exit 0, else 1).
     pub fn complete(&self) -> bool {
-        self.transient.is_empty() && self.unreadable.is_empty()
+        self.transient.is_empty() && self.unreadable.is_empty() && !self.stopped
     }
 
     /// The store's record of the pass: done documents are ok, permanent problems (rejected,
@@ -160,6 +163,7 @@ impl PassReport {
         RunOutcome {
             status: match (result, self.transient.is_empty()) {
                 (Err(_), _) => "failed",
+                (Ok(()), _) if self.stopped => "stopped",
                 (Ok(()), true) => "succeeded",
                 (Ok(()), false) => "partial",
             }

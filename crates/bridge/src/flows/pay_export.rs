@@ -256,6 +256,8 @@ enum Done {
     Transient(String),
     /// A record without an id: nothing can be done with it but report it.
     Unreadable(String),
+    /// A stop was requested before it started: left as it is for the next pass.
+    NotStarted,
 }
 
 /// What the pass found to do.
@@ -469,6 +471,9 @@ impl PayExport {
         for chunk in chunks(changed, coupa_api::paging::MAX_PAGE as usize) {
             self.page(client, run, coupa_run, chunk, report).await?;
         }
+        if report.stopped {
+            return Ok(saved);
+        }
         if report.transient.is_empty()
             && let Some(newest) = work.newest
             && saved.is_none_or(|w| newest > w)
@@ -492,6 +497,10 @@ impl PayExport {
                 }
             }
             self.page(client, run, coupa_run, page, report).await?;
+            if self.stop.requested() {
+                report.stopped = true;
+                break;
+            }
         }
         Ok(saved)
     }
@@ -544,6 +553,10 @@ impl PayExport {
                 let open = open.filter(|_| id.is_some_and(|i| maybe_new.contains(&i)));
                 let entry = id.and_then(|i| journal.get(&key(PayPaymentId(i))).cloned());
                 async move {
+                    // Checked as each payment starts: one already started runs to its end.
+                    if self.stop.requested() {
+                        return (id, Ok(Done::NotStarted));
+                    }
                     (
                         id,
                         self.one(client, run, coupa_run, item, open, entry).await,
@@ -575,6 +588,7 @@ impl PayExport {
                     }
                 }
                 Done::Seen => {}
+                Done::NotStarted => report.stopped = true,
                 Done::Refused(why) => {
                     report.listed += 1;
                     report.rejected.push((id, why));

@@ -142,6 +142,46 @@ impl Store {
         rows.iter().map(|r| read_entry(r, "updated_at")).collect()
     }
 
+    /// Up to `limit` documents of `flow` at one of `steps` whose detail contains
+    /// `detail_contains` (every one when `None`), most recently changed first: the documents
+    /// that need a person, for the dashboard.
+    pub async fn journal_find(
+        &self,
+        flow: &str,
+        steps: &[&str],
+        detail_contains: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, JournalEntry)>, StoreError> {
+        if steps.is_empty() || limit == 0 {
+            return Ok(Vec::new());
+        }
+        // Steps from $2, then the detail filter, then the limit.
+        let n = steps.len();
+        let (filter, limit_at) = match detail_contains {
+            Some(_) => (format!("AND detail LIKE '%' || ${} || '%'", 2 + n), 3 + n),
+            None => (String::new(), 2 + n),
+        };
+        let sql = format!(
+            "SELECT doc_key, step, detail, run_id, updated_at FROM journal \
+             WHERE flow = $1 AND step IN ({}) {filter} \
+             ORDER BY updated_at DESC, doc_key LIMIT ${limit_at}",
+            placeholders(2, n),
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(flow);
+        for step in steps {
+            query = query.bind((*step).to_owned());
+        }
+        if let Some(text) = detail_contains {
+            query = query.bind(text.to_owned());
+        }
+        let rows = query
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(self.db.pool())
+            .await
+            .map_err(StoreError::query(format!("finding {flow} documents")))?;
+        rows.iter().map(|r| read_entry(r, "updated_at")).collect()
+    }
+
     /// Every recorded change of one document, oldest first (`updated_at` is when the change was
     /// made).
     pub async fn journal_history(

@@ -7,8 +7,8 @@ use sqlx::any::AnyRow;
 use super::{RunOutcome, RunRecord, Store, StoreError};
 use crate::db::{self, timestamp};
 
-/// The statuses a finished run may have.
-pub const FINAL_STATUSES: [&str; 3] = ["succeeded", "partial", "failed"];
+/// The statuses a finished run may have: `stopped` is a pass that ended early on a shutdown.
+pub const FINAL_STATUSES: [&str; 4] = ["succeeded", "partial", "failed", "stopped"];
 
 const COLUMNS: &str = "id, flow, started_at, finished_at, status, documents_ok, documents_failed, \
                        documents_skipped, api_calls, error";

@@ -102,8 +102,14 @@ impl Invoices<'_> {
     /// Marks the invoice exported: its own request, as Coupa requires. Returns the flag
     /// Coupa reports afterwards.
     pub async fn mark_exported(&self, id: InvoiceId) -> Result<bool, Error> {
+        self.set_exported(id, true).await
+    }
+
+    /// Sets the invoice's exported flag; `false` makes the export flows list it again (a
+    /// person asked for a rejected invoice to be retried). Returns the flag Coupa reports.
+    pub async fn set_exported(&self, id: InvoiceId, exported: bool) -> Result<bool, Error> {
         let q = Query::new()
-            .eq("exported", true)
+            .eq("exported", exported)
             .fields(Fields::new(["id", "exported"]));
         let inv: Invoice = self
             .0

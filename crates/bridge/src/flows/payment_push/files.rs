@@ -176,6 +176,8 @@ pub struct Files {
     pub run: i64,
     /// How long [`Files::follow`] waits for the loader's records.
     pub wait: Duration,
+    /// Ends that wait early (shutdown): what is unanswered is followed by the next pass.
+    pub stop: crate::flows::Stop,
 }
 
 /// A connection opened on first use, so following files already uploaded costs no SFTP login.
@@ -393,10 +395,16 @@ impl Files {
                 }
             }
             waiting = still;
-            if waiting.is_empty() || tokio::time::Instant::now() + pause > deadline {
+            if waiting.is_empty()
+                || self.stop.requested()
+                || tokio::time::Instant::now() + pause > deadline
+            {
                 break;
             }
-            tokio::time::sleep(pause).await;
+            tokio::select! {
+                () = tokio::time::sleep(pause) => {}
+                () = self.stop.wait() => {}
+            }
             pause = (pause * 2).min(Duration::from_secs(5));
         }
         for entry in waiting {

@@ -197,6 +197,7 @@ impl Pass<'_> {
             incoming_dir: self.settings().sftp.incoming_dir.clone(),
             run: self.run,
             wait,
+            stop: self.flow.stop.clone(),
         }
     }
 
@@ -230,6 +231,11 @@ impl Pass<'_> {
             report.listed += rows.len() as u64;
             let out = self.batch(rows, sftp.as_ref()).await?;
             self.finish(out, report).await?;
+            // Between batches: a batch started is written and settled in full.
+            if self.flow.stop.requested() {
+                report.stopped = true;
+                break;
+            }
         }
         let wait = if csv {
             Duration::from_secs(self.settings().sftp.result_timeout_secs)
