@@ -500,3 +500,83 @@ async fn coupas_throttling_loses_no_invoice() {
         h.sim.state.stats.throttled()
     );
 }
+
+/// A stop (the daemon's shutdown) mid-pass: the invoices already started are finished end to
+/// end, the rest are left untouched, the run ends `stopped`, Coupa's run is closed; the next
+/// pass does the rest, nothing twice.
+#[tokio::test]
+async fn a_stopped_pass_finishes_the_invoices_in_hand_and_leaves_the_rest() {
+    use coupa_bridge::flows::Stop;
+    use coupa_sim::faults::{FaultKind, FaultRule};
+
+    let h = harness(Format::Json, 200).await;
+    let before = h.eligible();
+    // Slow every write, so the stop lands while invoices are in hand.
+    h.sim.state.faults.add(FaultRule {
+        kind: FaultKind::Delay { millis: 30 },
+        method: Some("PUT".into()),
+        path: Some("/api/invoices".into()),
+        count: None,
+        rate: None,
+        seed: 0,
+    });
+    let (handle, stop) = Stop::new();
+    let flow = h.flow(Monitoring::Runs).with_stop(stop);
+    let pass = tokio::spawn(async move { flow.run().await });
+    while h.erp.invoices().await.expect("erp").len() < 5 {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    handle.stop();
+    let report = pass.await.expect("joined").expect("the pass ends normally");
+    assert!(report.stopped && !report.complete(), "{report:?}");
+    assert!((report.listed as usize) < before.len(), "{report:?}");
+    let run = h.store.run(report.run).await.expect("store").expect("run");
+    assert_eq!(run.status, "stopped");
+    let coupa_run = report.coupa_run.expect("a Coupa run");
+    {
+        let db = h.sim.state.db.lock();
+        let status = db
+            .integration_runs
+            .get(coupa_run)
+            .and_then(|r| r.get("status").and_then(Value::as_str).map(str::to_owned));
+        assert_ne!(status.as_deref(), Some("running"), "Coupa's run is closed");
+    }
+    // No half-state: every invoice the pass touched is at its final step and exported in Coupa;
+    // every other one is untouched.
+    let mut touched = 0;
+    for id in before.keys() {
+        let journal = h
+            .store
+            .journal_get("invoices", &format!("invoice:{id}"))
+            .await
+            .expect("journal");
+        let exported = h.invoice(*id).get("exported").and_then(Value::as_bool);
+        match journal {
+            Some(j) => {
+                touched += 1;
+                assert_eq!(j.step, "exported", "invoice {id}");
+                assert_eq!(exported, Some(true), "invoice {id}");
+            }
+            None => assert_eq!(exported, Some(false), "invoice {id}"),
+        }
+    }
+    assert_eq!(touched, report.listed as usize);
+
+    h.sim.state.faults.clear();
+    let rest = h.flow(Monitoring::Runs).run().await.expect("pass");
+    assert!(rest.complete(), "{rest:?}");
+    assert_eq!((report.listed + rest.listed) as usize, before.len());
+    let numbers: BTreeSet<i64> = h
+        .erp
+        .invoices()
+        .await
+        .expect("erp")
+        .iter()
+        .map(|i| i.coupa_invoice_id)
+        .collect();
+    assert_eq!(
+        numbers.len(),
+        h.erp.invoices().await.expect("erp").len(),
+        "posted once each"
+    );
+}
