@@ -6,12 +6,17 @@
 //!   append-only history for audit.
 //! - [`calls`]: every Coupa API attempt (the seeds' "logging engine"), filtered and pruned here;
 //!   [`call_log::CallLog`] feeds it from the client's observer without blocking requests.
+//! - [`notifications`]: the notifier's incidents (one open per flow and kind) and every message
+//!   it sent or failed to send.
+//! - [`dashboard`]: the read-only aggregates the dashboard draws.
 //!
 //! [`Store`] is `Clone`; clones share one connection pool, so tasks take their own copy.
 
 pub mod call_log;
 pub mod calls;
+pub mod dashboard;
 pub mod journal;
+pub mod notifications;
 pub mod runs;
 mod schema;
 
