@@ -23,6 +23,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
 
+pub use payments::Accepted;
 pub use sql::SqlErp;
 
 pub type BoxFuture<'a, T> = futures_util::future::BoxFuture<'a, T>;

@@ -704,3 +704,348 @@ mod tests {
         );
     }
 }
+
+/// What the dashboard's failures page needs of the payments table.
+impl SqlErp {
+    /// Up to `limit` failed payments, most recently failed first.
+    pub async fn failed_payments(&self, limit: usize) -> Result<Vec<ErpPaymentRecord>, ErpError> {
+        let rows = sqlx::query(
+            "SELECT id, payment_ref, invoice_number, supplier_name, supplier_number, amount, \
+             currency, payment_date, check_number, \
+             CASE WHEN paid_in_full THEN 1 ELSE 0 END AS paid_in_full, sync_status, sync_error, \
+             coupa_invoice_id, synced_at FROM erp_payments WHERE sync_status = 'failed' \
+             ORDER BY synced_at DESC, id DESC LIMIT $1",
+        )
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(self.db().pool())
+        .await
+        .map_err(unavailable("listing failed payments"))?;
+        rows.iter().map(read_record).collect()
+    }
+
+    /// Sets a failed payment back to `pending` (a person fixed what Coupa refused, or wants it
+    /// tried again); false when no failed payment has that reference.
+    pub async fn retry_payment(&self, payment_ref: &str) -> Result<bool, ErpError> {
+        let done = sqlx::query(
+            "UPDATE erp_payments SET sync_status = 'pending', sync_error = NULL \
+             WHERE payment_ref = $1 AND sync_status = 'failed'",
+        )
+        .bind(payment_ref)
+        .execute(self.db().pool())
+        .await
+        .map_err(unavailable(&format!("retrying payment {payment_ref}")))?;
+        Ok(done.rows_affected() > 0)
+    }
+}
+
+/// What [`SqlErp::accept_payments`] did with one payment. (Not re-exported by `erp` yet: use its
+/// methods, or match on it inside this module.)
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Accepted {
+    /// New: recorded now as ERP payment `id`, pending.
+    Recorded { id: i64 },
+    /// The same payment (same payment_ref, invoice, amount and currency) is recorded as `id`: a
+    /// re-delivery, nothing was written.
+    AlreadyRecorded { id: i64 },
+    /// The payment_ref is recorded as `id` with another invoice, amount or currency: nothing was
+    /// written; `reason` names what differs.
+    Conflict { id: i64, reason: String },
+}
+
+impl Accepted {
+    /// The ERP payment the row is (or clashes with).
+    pub fn id(&self) -> i64 {
+        match self {
+            Accepted::Recorded { id }
+            | Accepted::AlreadyRecorded { id }
+            | Accepted::Conflict { id, .. } => *id,
+        }
+    }
+
+    /// Recorded by this call.
+    pub fn is_new(&self) -> bool {
+        matches!(self, Accepted::Recorded { .. })
+    }
+
+    /// Why the payment was refused, when it clashes with a recorded one.
+    pub fn conflict(&self) -> Option<&str> {
+        match self {
+            Accepted::Conflict { reason, .. } => Some(reason),
+            _ => None,
+        }
+    }
+}
+
+/// What the ERP push endpoint needs of the payments table.
+impl SqlErp {
+    /// Records payments an outside system delivers, idempotently by payment_ref, all in one
+    /// transaction committed before this returns; one [`Accepted`] per payment, in order.
+    ///
+    /// Unlike [`SqlErp::record_payments`] a known payment_ref is no error: a sender that lost our
+    /// answer delivers again, and learns the payment is [`Accepted::AlreadyRecorded`]. Only a
+    /// payment_ref recorded with another invoice, amount (compared as a number: 12.5 is 12.50) or
+    /// currency is an [`Accepted::Conflict`], since one of the two deliveries is wrong and a
+    /// person must say which. A payment_ref repeated within `payments` is compared with its first
+    /// occurrence the same way.
+    pub async fn accept_payments(
+        &self,
+        payments: &[NewErpPayment],
+    ) -> Result<Vec<Accepted>, ErpError> {
+        if payments.is_empty() {
+            return Ok(Vec::new());
+        }
+        let what = format!("accepting {} payments", payments.len());
+        // The first occurrence of each payment_ref is the one written.
+        let mut first: HashMap<&str, usize> = HashMap::with_capacity(payments.len());
+        let mut unique: Vec<&NewErpPayment> = Vec::with_capacity(payments.len());
+        for (i, p) in payments.iter().enumerate() {
+            if let std::collections::hash_map::Entry::Vacant(slot) =
+                first.entry(p.payment_ref.as_str())
+            {
+                slot.insert(i);
+                unique.push(p);
+            }
+        }
+
+        let mut tx = self.db().begin_write().await.map_err(unavailable(&what))?;
+        let mut inserted: HashMap<String, i64> = HashMap::with_capacity(unique.len());
+        for chunk in unique.chunks(self.rows_per_statement(9)) {
+            let rows: Vec<String> = (0..chunk.len())
+                .map(|i| format!("({}, 'pending')", placeholders(1 + i * 9, 9)))
+                .collect();
+            let sql = format!(
+                "INSERT INTO erp_payments (payment_ref, invoice_number, supplier_name, \
+                 supplier_number, amount, currency, payment_date, check_number, paid_in_full, \
+                 sync_status) VALUES {} ON CONFLICT (payment_ref) DO NOTHING \
+                 RETURNING id, payment_ref",
+                rows.join(", ")
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for p in chunk {
+                query = query
+                    .bind(p.payment_ref.as_str())
+                    .bind(p.invoice_number.as_str())
+                    .bind(p.supplier_name.as_deref())
+                    .bind(p.supplier_number.as_deref())
+                    .bind(p.amount.to_string())
+                    .bind(p.currency.as_str())
+                    .bind(p.payment_date.format(DATE_FORMAT).to_string())
+                    .bind(p.check_number.as_deref())
+                    .bind(p.paid_in_full);
+            }
+            for row in query
+                .fetch_all(tx.conn())
+                .await
+                .map_err(unavailable(&what))?
+            {
+                let (id, payment_ref): (i64, String) =
+                    (|| Ok::<_, sqlx::Error>((row.try_get("id")?, row.try_get("payment_ref")?)))()
+                        .map_err(unavailable(&what))?;
+                inserted.insert(payment_ref, id);
+            }
+        }
+
+        // The rows that were there before: what they hold decides re-delivery or conflict.
+        let known: Vec<&str> = unique
+            .iter()
+            .map(|p| p.payment_ref.as_str())
+            .filter(|r| !inserted.contains_key(*r))
+            .collect();
+        let mut stored: HashMap<String, (i64, String, String, String)> =
+            HashMap::with_capacity(known.len());
+        for chunk in known.chunks(self.rows_per_statement(1)) {
+            let sql = format!(
+                "SELECT id, payment_ref, invoice_number, amount, currency FROM erp_payments \
+                 WHERE payment_ref IN ({})",
+                placeholders(1, chunk.len())
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for r in chunk {
+                query = query.bind(*r);
+            }
+            for row in query
+                .fetch_all(tx.conn())
+                .await
+                .map_err(unavailable(&what))?
+            {
+                let read = || {
+                    Ok::<_, sqlx::Error>((
+                        row.try_get::<String, _>("payment_ref")?,
+                        (
+                            row.try_get("id")?,
+                            row.try_get("invoice_number")?,
+                            row.try_get("amount")?,
+                            row.try_get("currency")?,
+                        ),
+                    ))
+                };
+                let (payment_ref, values) = read().map_err(unavailable(&what))?;
+                stored.insert(payment_ref, values);
+            }
+        }
+
+        let mut out: Vec<Accepted> = Vec::with_capacity(payments.len());
+        for (i, p) in payments.iter().enumerate() {
+            let first_index = first.get(p.payment_ref.as_str()).copied().unwrap_or(i);
+            let result = if first_index < i {
+                let earlier = &payments[first_index];
+                let id = out.get(first_index).map_or(0, Accepted::id);
+                let differs = differences(
+                    &earlier.invoice_number,
+                    &earlier.amount.to_string(),
+                    &earlier.currency,
+                    p,
+                );
+                if differs.is_empty() {
+                    Accepted::AlreadyRecorded { id }
+                } else {
+                    Accepted::Conflict {
+                        id,
+                        reason: format!(
+                            "payment_ref '{}' appears earlier in the batch with {}",
+                            p.payment_ref,
+                            differs.join(", ")
+                        ),
+                    }
+                }
+            } else if let Some(id) = inserted.get(&p.payment_ref) {
+                Accepted::Recorded { id: *id }
+            } else if let Some((id, invoice, amount, currency)) = stored.get(&p.payment_ref) {
+                let differs = differences(invoice, amount, currency, p);
+                if differs.is_empty() {
+                    Accepted::AlreadyRecorded { id: *id }
+                } else {
+                    Accepted::Conflict {
+                        id: *id,
+                        reason: format!(
+                            "payment_ref '{}' is already recorded as ERP payment {id} with {}",
+                            p.payment_ref,
+                            differs.join(", ")
+                        ),
+                    }
+                }
+            } else {
+                // Neither inserted nor there: only a concurrent delete (by hand) does this.
+                return Err(ErpError::Unavailable(format!(
+                    "{what}: payment_ref '{}' was neither recorded nor found; nothing was recorded",
+                    p.payment_ref
+                )));
+            };
+            out.push(result);
+        }
+        tx.commit().await.map_err(unavailable(&what))?;
+        Ok(out)
+    }
+}
+
+/// What differs between a recorded payment (its invoice number, amount text and currency) and
+/// `p`, each as `another amount (100.00, not 99.00)`; empty when they are the same payment.
+fn differences(invoice: &str, amount: &str, currency: &str, p: &NewErpPayment) -> Vec<String> {
+    let mut out = Vec::new();
+    if invoice.trim() != p.invoice_number {
+        out.push(format!(
+            "another invoice_number ('{}', not '{}')",
+            invoice.trim(),
+            p.invoice_number
+        ));
+    }
+    if plain_decimal(amount.trim()) != Some(p.amount) {
+        out.push(format!(
+            "another amount ({}, not {})",
+            amount.trim(),
+            p.amount
+        ));
+    }
+    if currency.trim() != p.currency {
+        out.push(format!(
+            "another currency ({}, not {})",
+            currency.trim(),
+            p.currency
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod accept_tests {
+    use super::*;
+
+    fn payment(payment_ref: &str, amount: Decimal) -> NewErpPayment {
+        NewErpPayment {
+            payment_ref: payment_ref.into(),
+            invoice_number: "INV-1".into(),
+            supplier_name: Some("Acme".into()),
+            supplier_number: None,
+            amount,
+            currency: "USD".into(),
+            payment_date: NaiveDate::from_ymd_opt(2026, 3, 31).expect("valid date"),
+            check_number: None,
+            paid_in_full: false,
+        }
+    }
+
+    #[tokio::test]
+    async fn accepting_is_idempotent_by_ref_and_names_conflicts() {
+        let erp = SqlErp::connect("sqlite::memory:").await.expect("erp");
+        let first = erp
+            .accept_payments(&[
+                payment("A", Decimal::new(1000, 2)),
+                payment("B", Decimal::new(5, 0)),
+            ])
+            .await
+            .expect("accepted");
+        assert!(first.iter().all(Accepted::is_new), "{first:?}");
+        let (a, b) = (first[0].id(), first[1].id());
+
+        let mut other_invoice = payment("B", Decimal::new(5, 0));
+        other_invoice.invoice_number = "INV-2".into();
+        let again = erp
+            .accept_payments(&[
+                // 10.0 is the 10.00 recorded: the same payment.
+                payment("A", Decimal::new(100, 1)),
+                other_invoice,
+                payment("C", Decimal::new(7, 0)),
+                payment("C", Decimal::new(7, 0)),
+                payment("C", Decimal::new(8, 0)),
+            ])
+            .await
+            .expect("accepted");
+        assert_eq!(again[0], Accepted::AlreadyRecorded { id: a });
+        assert_eq!(again[1].id(), b);
+        assert_eq!(
+            again[1].conflict(),
+            Some(
+                "payment_ref 'B' is already recorded as ERP payment 2 with another \
+                 invoice_number ('INV-1', not 'INV-2')"
+            )
+        );
+        assert!(again[2].is_new());
+        let c = again[2].id();
+        assert_eq!(again[3], Accepted::AlreadyRecorded { id: c });
+        assert_eq!(
+            again[4].conflict(),
+            Some("payment_ref 'C' appears earlier in the batch with another amount (7, not 8)")
+        );
+
+        let rows = erp.payments().await.expect("rows");
+        let refs: Vec<(&str, &str, &str)> = rows
+            .iter()
+            .map(|r| {
+                (
+                    r.payment_ref.as_str(),
+                    r.amount.as_str(),
+                    r.invoice_number.as_str(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            refs,
+            vec![
+                ("A", "10.00", "INV-1"),
+                ("B", "5", "INV-1"),
+                ("C", "7", "INV-1")
+            ]
+        );
+        assert!(rows.iter().all(|r| r.sync_status == "pending"));
+    }
+}

@@ -2,9 +2,16 @@
 //! push endpoint.
 //!
 //! [`router`] builds the whole application from a [`WebState`]; [`serve`] runs it on a listener
-//! the caller bound (port 0 in tests) until `shutdown` resolves.
+//! the caller bound (port 0 in tests) until `shutdown` resolves. One module per concern:
+//! [`auth`] (the server token, checked by a middleware around the whole router, so a route added
+//! later is protected without anyone remembering to), [`health`], [`metrics`], [`push`] (the ERP
+//! push endpoint) and [`dashboard`].
 
+pub mod auth;
 pub mod dashboard;
+pub mod health;
+pub mod metrics;
+pub mod push;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -57,6 +64,14 @@ fn random_token() -> String {
 pub fn router(state: WebState) -> Router {
     Router::new()
         .merge(dashboard::routes())
+        .merge(health::routes())
+        .merge(metrics::routes())
+        .merge(push::routes())
+        // Around everything, unknown paths included, so a 404 tells a stranger nothing either.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_token,
+        ))
         .with_state(state)
 }
 
