@@ -24,6 +24,11 @@ pub enum Command {
     Sync(commands::sync::SyncArgs),
     /// Inspect the configuration (`config check`).
     Config(commands::config::ConfigArgs),
+    /// Run the daemon: every flow on its schedule and on the ERP's pushes, the dashboard and
+    /// `/metrics` on `server.listen`, until SIGTERM or Ctrl-C (a second one quits at once).
+    Run(commands::run::RunArgs),
+    /// Show the API call log (newest first), filtered by flow, run, document, status or age.
+    Log(commands::log::LogArgs),
 }
 
 /// Runs a command; its exit status. An `Err` is a configuration or connection error (exit 2).
@@ -33,15 +38,25 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Sim(args) => commands::sim::run(args).await.map(|()| ExitCode::SUCCESS),
         Command::Sync(args) => commands::sync::run(args).await,
         Command::Config(args) => commands::config::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Run(args) => commands::run::run(args).await,
+        Command::Log(args) => commands::log::run(args).await,
     }
 }
 
-/// Logs go to stderr; `RUST_LOG` sets the level (default `info`).
+/// Logs go to stderr: human-readable on a terminal, JSON lines otherwise (one object per line
+/// with `timestamp`, `level`, `target` and `fields`, for journald, Docker and log shippers).
+/// `RUST_LOG` sets the level (default `info`).
 pub fn init_logging() {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    // A second call (tests start the library several times) keeps the first subscriber.
+    let _ = if std::io::stderr().is_terminal() {
+        builder.try_init()
+    } else {
+        builder.json().try_init()
+    };
 }

@@ -2,5 +2,7 @@
 
 pub mod config;
 pub mod demo;
+pub mod log;
+pub mod run;
 pub mod sim;
 pub mod sync;

@@ -5,20 +5,13 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
-use coupa_api::Client;
 
 use crate::config::Config;
-use crate::erp::sql::SqlErp;
-use crate::flows::PassReport;
-use crate::flows::invoice_export::InvoiceExport;
-use crate::flows::pay_export::PayExport;
-use crate::flows::payment_push::PaymentPush;
-use crate::store::Store;
-use crate::store::call_log::CallLog;
+use crate::connector::Connector;
+use crate::flows::{FlowName, PassReport, Stop};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Flow {
@@ -47,53 +40,32 @@ pub async fn run(args: SyncArgs) -> anyhow::Result<ExitCode> {
     for w in &loaded.warnings {
         tracing::warn!("{w}");
     }
-    let config = loaded.config;
-    let store = Store::connect(&config.state.url)
-        .await
-        .context("cannot open the state store")?;
-    let erp = SqlErp::connect(&config.erp.url)
-        .await
-        .context("cannot open the ERP")?;
-    let (call_log, call_log_task) = CallLog::spawn(store.clone());
-    let client =
-        Client::new(config.coupa_client_config(), Arc::new(call_log)).context("Coupa client")?;
-    let erp = Arc::new(erp);
+    let connector = Connector::open(loaded.config).await?;
+    // In `sync all`'s order: invoices first, so the invoices a payment or a Coupa Pay payment
+    // settles are in the ERP.
+    let flows: Vec<FlowName> = match args.flow {
+        Flow::Invoices => vec![FlowName::Invoices],
+        Flow::Payments => vec![FlowName::Payments],
+        Flow::PayPayments => vec![FlowName::PayPayments],
+        Flow::All => FlowName::ALL.to_vec(),
+    };
     let mut reports = Vec::new();
     let mut failure = None;
-    if matches!(args.flow, Flow::Invoices | Flow::All) {
-        let flow = InvoiceExport::new(
-            client.clone(),
-            erp.clone(),
-            store.clone(),
-            config.invoices.clone(),
-        );
-        match flow.run().await.context("invoice export") {
+    for flow in flows {
+        match connector
+            .pass(flow, &Stop::never())
+            .await
+            .context(flow.title())
+        {
             Ok(r) => reports.push(r),
-            Err(e) => failure = Some(e),
+            Err(e) => {
+                failure = Some(e);
+                break;
+            }
         }
     }
-    if failure.is_none() && matches!(args.flow, Flow::Payments | Flow::All) {
-        let flow = PaymentPush::new(
-            client.clone(),
-            erp.clone(),
-            store.clone(),
-            config.payments.clone(),
-        );
-        match flow.run().await.context("payment push") {
-            Ok(r) => reports.push(r),
-            Err(e) => failure = Some(e),
-        }
-    }
-    // After the invoice export, so the invoices a Coupa Pay payment settles are in the ERP.
-    if failure.is_none() && matches!(args.flow, Flow::PayPayments | Flow::All) {
-        let flow = PayExport::new(client.clone(), erp, store, config.pay_payments.clone());
-        match flow.run().await.context("Coupa Pay export") {
-            Ok(r) => reports.push(r),
-            Err(e) => failure = Some(e),
-        }
-    }
-    drop(client);
-    call_log_task.flush().await;
+    prune_calls(&connector).await;
+    connector.close().await;
     for r in &reports {
         print_report(r);
     }
@@ -105,6 +77,21 @@ pub async fn run(args: SyncArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+/// Drops the calls older than `log.retention_days` (0 keeps them all). A failure is logged, not
+/// fatal: the documents went through either way.
+async fn prune_calls(connector: &Connector) {
+    let days = connector.config.log.retention_days;
+    if days == 0 {
+        return;
+    }
+    let before = chrono::Utc::now() - chrono::Duration::days(i64::from(days));
+    match connector.store.prune_calls(before).await {
+        Ok(0) => {}
+        Ok(rows) => tracing::info!(rows, days, "API call log pruned"),
+        Err(e) => tracing::warn!(error = %e, "could not prune the API call log"),
+    }
 }
 
 fn print_report(r: &PassReport) {
