@@ -26,8 +26,7 @@ use rust_decimal::Decimal;
 
 use crate::config::{Config, PayPaymentsConfig, PaymentTransport, PaymentsConfig, SftpConfig};
 use crate::connector::Connector;
-use crate::daemon::Triggers;
-use crate::web::WebState;
+use crate::daemon::{DaemonOptions, Triggers};
 use crate::erp::sql::SqlErp;
 use crate::erp::{ErpInvoiceRecord, NewErpPayment};
 use crate::flows::PassReport;
@@ -36,6 +35,7 @@ use crate::flows::pay_export::PayExport;
 use crate::flows::payment_push::PaymentPush;
 use crate::store::Store;
 use crate::store::call_log::CallLog;
+use crate::web::WebState;
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {
@@ -308,14 +308,22 @@ async fn serve_dashboard(demo: &Demo) -> anyhow::Result<()> {
     };
     let addr = listener.local_addr().context("listening address")?;
     println!("\nDashboard: http://{addr}/   (Ctrl-C to stop)");
-    let state = WebState::new(connector.clone(), triggers);
+    let state = WebState::new(connector.clone(), triggers.clone());
     let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(crate::web::serve(listener, state, async move {
         let _ = server_stopped.await;
     }));
-    let _ = tokio::signal::ctrl_c().await;
+    let options = DaemonOptions::from_config(&demo.config).map_err(anyhow::Error::msg)?;
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    crate::daemon::run(connector.clone(), triggers, options, ctrl_c).await;
     let _ = stop_server.send(());
     let _ = server.await;
+    // The server's clones are gone with it: write the call log's queue out.
+    if let Ok(connector) = Arc::try_unwrap(connector) {
+        connector.close().await;
+    }
     Ok(())
 }
 
