@@ -15,8 +15,8 @@ use crate::flows::pay_export::PayExport;
 use crate::flows::payment_push::PaymentPush;
 use crate::flows::{FlowError, FlowName, PassReport, Stop};
 use crate::notify::Notifier;
-use crate::store::call_log::{CallLog, CallLogHandle, CallLogStats};
 use crate::store::Store;
+use crate::store::call_log::{CallLog, CallLogHandle, CallLogStats};
 use crate::telemetry::Metrics;
 
 /// The configured Coupa client, ERP and state store, with the observers every pass reports to.
@@ -54,8 +54,8 @@ impl Connector {
         let (call_log, call_log_task) = CallLog::spawn(store.clone());
         let metrics = Arc::new(Metrics::default());
         let observers: Vec<Arc<dyn Observer>> = vec![Arc::new(call_log), metrics.clone()];
-        let client = Client::new(client_config(&config), Arc::new(observers))
-            .context("Coupa client")?;
+        let client =
+            Client::new(client_config(&config), Arc::new(observers)).context("Coupa client")?;
         let notifier = Notifier::new(&config.notify, store.clone());
         Ok(Connector {
             config: Arc::new(config),
@@ -109,8 +109,7 @@ impl Connector {
                 .await
             }
         };
-        self.metrics
-            .pass_finished(flow, &result, started.elapsed());
+        self.metrics.pass_finished(flow, &result, started.elapsed());
         self.notifier.after_pass(flow, &result).await;
         result
     }

@@ -101,10 +101,7 @@ impl Connector {
             };
             out.push(Failure {
                 flow: FlowName::PayPayments,
-                what: format!(
-                    "Coupa Pay payment {}",
-                    key.trim_start_matches(PAY_PAYMENT)
-                ),
+                what: format!("Coupa Pay payment {}", key.trim_start_matches(PAY_PAYMENT)),
                 key,
                 reason,
                 at: entry.updated_at,
@@ -112,7 +109,7 @@ impl Connector {
             });
         }
 
-        let failed = self.erp.failed_payments(limit).await?;
+        let failed = self.erp.payments_with_status("failed", limit).await?;
         for p in failed {
             out.push(Failure {
                 flow: FlowName::Payments,
@@ -157,7 +154,10 @@ impl Connector {
                         })
                     );
                 if !rejected {
-                    bail!("invoice {id} is not rejected (its last step is {})", entry.step);
+                    bail!(
+                        "invoice {id} is not rejected (its last step is {})",
+                        entry.step
+                    );
                 }
                 let client = self.client.with_context(CallContext {
                     flow: flow.as_str().into(),
@@ -192,7 +192,9 @@ impl Connector {
                     .store
                     .journal_get(flow.as_str(), key)
                     .await?
-                    .with_context(|| format!("'{key}' is not a Coupa Pay payment the connector knows"))?;
+                    .with_context(|| {
+                        format!("'{key}' is not a Coupa Pay payment the connector knows")
+                    })?;
                 if !PAY_STEPS.contains(&entry.step.as_str()) {
                     bail!("'{key}' needs nothing (its last step is {})", entry.step);
                 }

@@ -135,7 +135,7 @@ impl Metrics {
         let mut f = self.figures();
         if let Ok(r) = result {
             for (outcome, n) in [
-                ("ok", r.exported + r.updated),
+                ("ok", r.ok()),
                 ("rejected", r.rejected.len() as u64),
                 ("unreadable", r.unreadable.len() as u64),
                 ("waiting", r.transient.len() as u64),
@@ -160,7 +160,7 @@ impl Metrics {
             &mut out,
             "coupa_bridge_documents_total",
             "counter",
-            "Documents handled by passes, by flow and outcome (ok: exported or updated; waiting: left for the next pass).",
+            "Documents handled by passes, by flow and outcome (ok: handled with nothing to fix; waiting: left for the next pass).",
         );
         for flow in FlowName::ALL {
             for outcome in OUTCOMES {
@@ -392,9 +392,10 @@ mod tests {
     #[test]
     fn passes_count_documents_by_outcome_and_status() {
         let m = Metrics::default();
+        // 11 listed: 7 fine, 2 rejected (acknowledged, so exported too), 1 left, 1 unreadable.
         let report = PassReport {
-            exported: 5,
-            updated: 2,
+            listed: 11,
+            exported: 9,
             rejected: vec![(1, "no".into()), (2, "no".into())],
             transient: vec![(3, "later".into())],
             unreadable: vec!["?".into()],

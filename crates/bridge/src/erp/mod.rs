@@ -302,7 +302,8 @@ pub struct ErpPaymentRecord {
     pub sync_status: String,
     pub sync_error: Option<String>,
     pub coupa_invoice_id: Option<i64>,
-    /// RFC 3339 UTC text (see [`crate::db::timestamp`]).
+    /// When the outcome (synced or failed) was written: RFC 3339 UTC text (see
+    /// [`crate::db::timestamp`]).
     pub synced_at: Option<String>,
 }
 

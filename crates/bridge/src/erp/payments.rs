@@ -254,15 +254,15 @@ impl SqlErp {
         }
         for chunk in failed.chunks(self.rows_per_statement(3)) {
             let rows: Vec<String> = (0..chunk.len())
-                .map(|i| format!("({})", placeholders(1 + i * 3, 3)))
+                .map(|i| format!("({})", placeholders(2 + i * 3, 3)))
                 .collect();
             let sql = format!(
                 "UPDATE erp_payments SET sync_status = 'failed', sync_error = v.column2, \
-                 coupa_invoice_id = v.column3 FROM (VALUES {}) AS v \
+                 coupa_invoice_id = v.column3, synced_at = $1 FROM (VALUES {}) AS v \
                  WHERE erp_payments.id = v.column1 AND erp_payments.sync_status = 'pending'",
                 rows.join(", ")
             );
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now.as_str());
             for (id, reason, coupa_invoice_id) in chunk {
                 query = query.bind(*id).bind(*reason).bind(*coupa_invoice_id);
             }
@@ -705,21 +705,27 @@ mod tests {
     }
 }
 
-/// What the dashboard's failures page needs of the payments table.
+/// What the dashboard needs of the payments table.
 impl SqlErp {
-    /// Up to `limit` failed payments, most recently failed first.
-    pub async fn failed_payments(&self, limit: usize) -> Result<Vec<ErpPaymentRecord>, ErpError> {
+    /// Up to `limit` payments with `sync_status` (`pending`, `synced`, `failed`), the most
+    /// recently settled first, then by id (pending rows have no settlement time).
+    pub async fn payments_with_status(
+        &self,
+        status: &str,
+        limit: usize,
+    ) -> Result<Vec<ErpPaymentRecord>, ErpError> {
         let rows = sqlx::query(
             "SELECT id, payment_ref, invoice_number, supplier_name, supplier_number, amount, \
              currency, payment_date, check_number, \
              CASE WHEN paid_in_full THEN 1 ELSE 0 END AS paid_in_full, sync_status, sync_error, \
-             coupa_invoice_id, synced_at FROM erp_payments WHERE sync_status = 'failed' \
-             ORDER BY synced_at DESC, id DESC LIMIT $1",
+             coupa_invoice_id, synced_at FROM erp_payments WHERE sync_status = $1 \
+             ORDER BY synced_at DESC, id LIMIT $2",
         )
+        .bind(status)
         .bind(i64::try_from(limit).unwrap_or(i64::MAX))
         .fetch_all(self.db().pool())
         .await
-        .map_err(unavailable("listing failed payments"))?;
+        .map_err(unavailable(&format!("listing {status} payments")))?;
         rows.iter().map(read_record).collect()
     }
 

@@ -26,7 +26,11 @@ pub enum FlowName {
 impl FlowName {
     /// In the order `sync all` runs them: invoices first, so the invoices a payment or a Coupa
     /// Pay payment settles are in the ERP.
-    pub const ALL: [FlowName; 3] = [FlowName::Invoices, FlowName::Payments, FlowName::PayPayments];
+    pub const ALL: [FlowName; 3] = [
+        FlowName::Invoices,
+        FlowName::Payments,
+        FlowName::PayPayments,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -157,6 +161,20 @@ impl PassReport {
         self.transient.is_empty() && self.unreadable.is_empty() && !self.stopped
     }
 
+    /// Documents that ended well: handled, with nothing for a person to fix and nothing left
+    /// for the next pass. The invoice and Coupa Pay flows acknowledge their rejections in Coupa
+    /// too (so `exported` counts them), and a Coupa Pay status change is both `updated` and
+    /// `exported`: counted from what was listed. The payment push's `exported` counts only the
+    /// payments now on their invoices, including those a file of an earlier pass delivered.
+    pub fn ok(&self) -> u64 {
+        if self.flow == payment_push::FLOW {
+            return self.exported;
+        }
+        self.listed.saturating_sub(
+            (self.rejected.len() + self.transient.len() + self.unreadable.len()) as u64,
+        )
+    }
+
     /// The store's record of the pass: done documents are ok, permanent problems (rejected,
     /// unreadable) failed, documents left for the next pass skipped.
     pub fn outcome(&self, result: &Result<(), FlowError>) -> RunOutcome {
@@ -168,7 +186,7 @@ impl PassReport {
                 (Ok(()), false) => "partial",
             }
             .into(),
-            documents_ok: self.exported + self.updated,
+            documents_ok: self.ok(),
             documents_failed: (self.rejected.len() + self.unreadable.len()) as u64,
             documents_skipped: self.transient.len() as u64,
             api_calls: self.api_calls,

@@ -69,7 +69,7 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         version: 2,
-        name: "notification incidents, sent notifications, reported rejections",
+        name: "notification incidents, sent notifications, reported rejections, history by run",
         statements: &[
             // One row per outage of one kind in one flow; open while closed_at is NULL.
             "CREATE TABLE notify_incidents (
@@ -111,6 +111,8 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
             sent_at TEXT NOT NULL,
             PRIMARY KEY (flow, document, reason_digest)
         )",
+            // The dashboard's run page reads a run's documents from the history.
+            "CREATE INDEX journal_history_run ON journal_history (run_id)",
         ],
     },
 ];

@@ -1,12 +1,18 @@
 //! The connector: the binary run as a user runs it, and its parts against the simulator.
 
+mod browser;
 mod cli;
 mod config_cmd;
 mod crash;
+mod daemon;
+mod dashboard;
 mod erp;
 mod invoice_export;
+mod log_cmd;
+mod notify;
 mod pay_export;
 mod payment_push;
 mod pg;
+mod server;
 mod sftp;
 mod store;
