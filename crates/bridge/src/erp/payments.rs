@@ -77,44 +77,10 @@ impl SqlErp {
         }
 
         let mut tx = self.db().begin_write().await.map_err(unavailable(&what))?;
-        let mut ids: HashMap<String, i64> = HashMap::with_capacity(payments.len());
-        for chunk in payments.chunks(self.rows_per_statement(9)) {
-            let rows: Vec<String> = (0..chunk.len())
-                .map(|i| format!("({}, 'pending')", placeholders(1 + i * 9, 9)))
-                .collect();
-            // DO NOTHING rather than failing on the unique index: the refs that clash are then
-            // known (they are missing from RETURNING) and can be named.
-            let sql = format!(
-                "INSERT INTO erp_payments (payment_ref, invoice_number, supplier_name, \
-                 supplier_number, amount, currency, payment_date, check_number, paid_in_full, \
-                 sync_status) VALUES {} ON CONFLICT (payment_ref) DO NOTHING \
-                 RETURNING id, payment_ref",
-                rows.join(", ")
-            );
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for p in chunk {
-                query = query
-                    .bind(p.payment_ref.as_str())
-                    .bind(p.invoice_number.as_str())
-                    .bind(p.supplier_name.as_deref())
-                    .bind(p.supplier_number.as_deref())
-                    .bind(p.amount.to_string())
-                    .bind(p.currency.as_str())
-                    .bind(p.payment_date.format(DATE_FORMAT).to_string())
-                    .bind(p.check_number.as_deref())
-                    .bind(p.paid_in_full);
-            }
-            let inserted = query
-                .fetch_all(tx.conn())
-                .await
-                .map_err(unavailable(&what))?;
-            for row in &inserted {
-                let (id, payment_ref): (i64, String) =
-                    (|| Ok::<_, sqlx::Error>((row.try_get("id")?, row.try_get("payment_ref")?)))()
-                        .map_err(unavailable(&what))?;
-                ids.insert(payment_ref, id);
-            }
-        }
+        // DO NOTHING rather than failing on the unique index: the refs that clash are then
+        // known (they are missing from what was inserted) and can be named.
+        let all: Vec<&NewErpPayment> = payments.iter().collect();
+        let ids = self.insert_new(&mut tx, &all, &what).await?;
         let mut recorded = Vec::with_capacity(payments.len());
         let mut clashes = Vec::new();
         for p in payments {
@@ -814,42 +780,7 @@ impl SqlErp {
         }
 
         let mut tx = self.db().begin_write().await.map_err(unavailable(&what))?;
-        let mut inserted: HashMap<String, i64> = HashMap::with_capacity(unique.len());
-        for chunk in unique.chunks(self.rows_per_statement(9)) {
-            let rows: Vec<String> = (0..chunk.len())
-                .map(|i| format!("({}, 'pending')", placeholders(1 + i * 9, 9)))
-                .collect();
-            let sql = format!(
-                "INSERT INTO erp_payments (payment_ref, invoice_number, supplier_name, \
-                 supplier_number, amount, currency, payment_date, check_number, paid_in_full, \
-                 sync_status) VALUES {} ON CONFLICT (payment_ref) DO NOTHING \
-                 RETURNING id, payment_ref",
-                rows.join(", ")
-            );
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for p in chunk {
-                query = query
-                    .bind(p.payment_ref.as_str())
-                    .bind(p.invoice_number.as_str())
-                    .bind(p.supplier_name.as_deref())
-                    .bind(p.supplier_number.as_deref())
-                    .bind(p.amount.to_string())
-                    .bind(p.currency.as_str())
-                    .bind(p.payment_date.format(DATE_FORMAT).to_string())
-                    .bind(p.check_number.as_deref())
-                    .bind(p.paid_in_full);
-            }
-            for row in query
-                .fetch_all(tx.conn())
-                .await
-                .map_err(unavailable(&what))?
-            {
-                let (id, payment_ref): (i64, String) =
-                    (|| Ok::<_, sqlx::Error>((row.try_get("id")?, row.try_get("payment_ref")?)))()
-                        .map_err(unavailable(&what))?;
-                inserted.insert(payment_ref, id);
-            }
-        }
+        let inserted = self.insert_new(&mut tx, &unique, &what).await?;
 
         // The rows that were there before: what they hold decides re-delivery or conflict.
         let known: Vec<&str> = unique
@@ -1053,5 +984,54 @@ mod accept_tests {
             ]
         );
         assert!(rows.iter().all(|r| r.sync_status == "pending"));
+    }
+}
+
+impl SqlErp {
+    /// Inserts the payments whose payment_ref is not recorded yet, as pending, in `tx`; the ids
+    /// of those inserted, by payment_ref (a ref already recorded is absent).
+    async fn insert_new(
+        &self,
+        tx: &mut db::WriteTx,
+        payments: &[&NewErpPayment],
+        what: &str,
+    ) -> Result<HashMap<String, i64>, ErpError> {
+        let mut inserted = HashMap::with_capacity(payments.len());
+        for chunk in payments.chunks(self.rows_per_statement(9)) {
+            let rows: Vec<String> = (0..chunk.len())
+                .map(|i| format!("({}, 'pending')", placeholders(1 + i * 9, 9)))
+                .collect();
+            let sql = format!(
+                "INSERT INTO erp_payments (payment_ref, invoice_number, supplier_name, \
+                 supplier_number, amount, currency, payment_date, check_number, paid_in_full, \
+                 sync_status) VALUES {} ON CONFLICT (payment_ref) DO NOTHING \
+                 RETURNING id, payment_ref",
+                rows.join(", ")
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for p in chunk {
+                query = query
+                    .bind(p.payment_ref.as_str())
+                    .bind(p.invoice_number.as_str())
+                    .bind(p.supplier_name.as_deref())
+                    .bind(p.supplier_number.as_deref())
+                    .bind(p.amount.to_string())
+                    .bind(p.currency.as_str())
+                    .bind(p.payment_date.format(DATE_FORMAT).to_string())
+                    .bind(p.check_number.as_deref())
+                    .bind(p.paid_in_full);
+            }
+            for row in query
+                .fetch_all(tx.conn())
+                .await
+                .map_err(unavailable(what))?
+            {
+                let (id, payment_ref): (i64, String) =
+                    (|| Ok::<_, sqlx::Error>((row.try_get("id")?, row.try_get("payment_ref")?)))()
+                        .map_err(unavailable(what))?;
+                inserted.insert(payment_ref, id);
+            }
+        }
+        Ok(inserted)
     }
 }

@@ -475,7 +475,7 @@ async fn metrics_count_a_pass_against_coupa_throttling_and_failing() {
             &[("flow", "invoices"), ("outcome", outcome)],
         )
     };
-    assert_eq!(docs("ok"), Some((report.exported + report.updated) as f64));
+    assert_eq!(docs("ok"), Some(report.ok() as f64));
     assert_eq!(docs("rejected"), Some(report.rejected.len() as f64));
     assert_eq!(docs("unreadable"), Some(report.unreadable.len() as f64));
     assert_eq!(docs("waiting"), Some(report.transient.len() as f64));
