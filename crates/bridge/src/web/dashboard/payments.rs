@@ -48,12 +48,7 @@ pub async fn page(State(state): State<WebState>) -> PageResult {
                 &format!("erp-payment:{}", p.payment_ref),
             ),
             badge: view::badge(&p.sync_status),
-            supplier: match (p.supplier_name, p.supplier_number) {
-                (Some(name), Some(number)) => format!("{name} ({number})"),
-                (Some(name), None) => name,
-                (None, Some(number)) => number,
-                (None, None) => String::new(),
-            },
+            supplier: view::supplier(p.supplier_name, p.supplier_number),
             amount: format!("{} {}", p.amount, p.currency),
             payment_ref: p.payment_ref,
             invoice_number: p.invoice_number,

@@ -155,6 +155,16 @@ pub fn flow_title(flow: &str) -> String {
     FlowName::parse(flow).map_or_else(|| flow.to_owned(), |f| f.title().to_owned())
 }
 
+/// A supplier as a person reads it: `Name (number)`, or whichever of the two the ERP row has.
+pub fn supplier(name: Option<String>, number: Option<String>) -> String {
+    match (name, number) {
+        (Some(name), Some(number)) => format!("{name} ({number})"),
+        (Some(name), None) => name,
+        (None, Some(number)) => number,
+        (None, None) => String::new(),
+    }
+}
+
 /// The CSS class of a status badge, from a closed list so stored text never becomes markup.
 pub fn badge(status: &str) -> &'static str {
     match status {
