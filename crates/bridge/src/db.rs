@@ -43,6 +43,8 @@ use tokio::sync::{Mutex, OwnedMutexGuard};
 /// How long a SQLite connection waits for another process's write lock.
 const SQLITE_BUSY_TIMEOUT_MS: u64 = 30_000;
 /// How long connecting to PostgreSQL may take.
+/// PostgreSQL ends a session left idle inside a transaction this long (see [`Db::connect`]).
+const PG_IDLE_IN_TRANSACTION: Duration = Duration::from_secs(5);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Key of the PostgreSQL advisory lock that serialises concurrent migrators.
 const PG_MIGRATION_LOCK: i64 = 0x636f_7570_6162_7264; // "coupabrd"
@@ -103,6 +105,15 @@ impl Dialect {
         sql.replace("{id}", id)
             .replace("{int}", int)
             .replace("{bool}", boolean)
+    }
+
+    /// The database's clock in milliseconds since the Unix epoch, as an SQL expression. Leases
+    /// are timed by it, so replicas on machines whose clocks disagree still agree on expiry.
+    pub fn now_millis(self) -> &'static str {
+        match self.0 {
+            Backend::Sqlite => "CAST(unixepoch('subsec') * 1000 AS INTEGER)",
+            Backend::Postgres => "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)",
+        }
     }
 
     /// The statement that opens a write transaction.
@@ -222,6 +233,19 @@ impl Db {
                 let pool = AnyPoolOptions::new()
                     .max_connections(10)
                     .acquire_timeout(Duration::from_secs(30))
+                    .after_connect(|conn, _meta| {
+                        Box::pin(async move {
+                            // No transaction of ours waits on anything but the database, so one
+                            // idle this long belongs to a process that is stuck or cut off: end
+                            // it, so its locks (a lease's row among them) do not block the others.
+                            conn.execute(sqlx::AssertSqlSafe(format!(
+                                "SET idle_in_transaction_session_timeout = {}",
+                                PG_IDLE_IN_TRANSACTION.as_millis()
+                            )))
+                            .await?;
+                            Ok(())
+                        })
+                    })
                     .connect(url)
                     .await
                     .map_err(connect_err)?;

@@ -15,7 +15,13 @@ pub mod failpoint;
 pub mod failures;
 pub mod flows;
 pub mod notify;
+#[cfg(feature = "sabotage")]
+pub mod sabotage;
 pub mod sftp;
 pub mod store;
 pub mod telemetry;
 pub mod web;
+
+/// Whether this build has the deliberately broken behaviours of the `sabotage` feature (the
+/// chaos harness's tests only; they act only when `COUPA_BRIDGE_SABOTAGE` names one).
+pub const SABOTAGE_COMPILED: bool = cfg!(feature = "sabotage");

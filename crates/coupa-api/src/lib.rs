@@ -29,7 +29,7 @@ pub mod retry;
 pub mod transport;
 pub mod wire;
 
-pub use client::{Client, ClientConfig};
+pub use client::{Client, ClientConfig, DEFAULT_MAX_RESPONSE_BYTES};
 pub use domain::*;
 pub use error::{Error, ErrorClass};
 pub use secrecy::SecretString;

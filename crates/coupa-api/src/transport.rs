@@ -102,8 +102,18 @@ impl Default for HttpSettings {
     }
 }
 
+/// What the client refuses to do, whatever the server says.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Limits {
+    /// Refuse any `http://` URL, redirects included (off only for the simulator's http://).
+    pub https_only: bool,
+    /// The largest response body read.
+    pub max_response_bytes: usize,
+}
+
 pub(crate) struct Transport {
     http: reqwest::Client,
+    max_response_bytes: usize,
     base_url: String,
     format: Format,
     auth: Auth,
@@ -118,6 +128,40 @@ struct Answer {
     outcome: Outcome,
     body: Bytes,
     error: Option<String>,
+    /// An answer that must not be asked for again within this call, whatever the retry policy
+    /// says of its outcome.
+    refused: Option<Refusal>,
+}
+
+/// Why an attempt's answer was refused outright.
+#[derive(Clone, Debug)]
+enum Refusal {
+    /// The server's certificate did not verify: asking again meets the same certificate.
+    Certificate(String),
+    /// A success whose body is larger than the limit: asking again brings the same body.
+    TooLarge(String),
+}
+
+impl Refusal {
+    fn message(&self) -> &str {
+        match self {
+            Refusal::Certificate(m) | Refusal::TooLarge(m) => m,
+        }
+    }
+
+    /// The error the call ends with. A certificate failure happened before anything was sent:
+    /// a transport failure, retryable on a later pass once the certificate is fixed. A success
+    /// too large to read is unreadable for a safe request; for an unsafe one, Coupa acted on it
+    /// and the caller must look before trying again.
+    fn into_kind(self, idempotency: Idempotency) -> ErrorKind {
+        match (self, idempotency) {
+            (Refusal::Certificate(m), _) => ErrorKind::Transport(m),
+            (Refusal::TooLarge(m), Idempotency::Idempotent) => {
+                ErrorKind::Decode(wire::DecodeError::at_root(m))
+            }
+            (Refusal::TooLarge(m), Idempotency::Unsafe) => ErrorKind::Unknown(m),
+        }
+    }
 }
 
 impl Transport {
@@ -128,16 +172,24 @@ impl Transport {
         governor: Governor,
         policy: RetryPolicy,
         settings: &HttpSettings,
+        limits: Limits,
         observer: Arc<dyn Observer>,
     ) -> Result<Self, Error> {
+        // TLS is rustls with the platform's roots, and certificate and host name verification
+        // stay on: nothing here (or anywhere in the workspace) calls `tls_danger_*`. Redirects
+        // are not followed: Coupa's API answers in place, and a redirected token request would
+        // carry the client secret to another host.
         let http = reqwest::Client::builder()
             .timeout(settings.timeout)
             .connect_timeout(settings.connect_timeout)
             .pool_idle_timeout(Duration::from_secs(60))
+            .https_only(limits.https_only)
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| Error::new("", "", ErrorKind::Invalid(format!("HTTP client: {e}"))))?;
         Ok(Transport {
             user_agent: settings.user_agent.clone(),
+            max_response_bytes: limits.max_response_bytes,
             http,
             base_url,
             format,
@@ -200,7 +252,9 @@ impl Transport {
             }
             // A refused token is re-minted once per request: the token may have been revoked
             // or expired early. A second 401 is an answer.
-            let retry_in = if status == Some(401) && self.auth.is_oauth() && !reminted {
+            let retry_in = if answer.refused.is_some() {
+                None
+            } else if status == Some(401) && self.auth.is_oauth() && !reminted {
                 reminted = true;
                 self.auth.invalidate(header.generation);
                 Some(Duration::ZERO)
@@ -218,8 +272,10 @@ impl Transport {
                 }
             };
             let error = answer
-                .error
-                .clone()
+                .refused
+                .as_ref()
+                .map(|r| r.message().to_owned())
+                .or_else(|| answer.error.clone())
                 .or_else(|| status.filter(|s| *s >= 400).map(|s| describe(s, &messages)));
             self.report(
                 caller,
@@ -245,6 +301,9 @@ impl Transport {
                     attempt += 1;
                 }
                 None => {
+                    if let Some(refused) = answer.refused {
+                        return Err(fail(refused.into_kind(req.idempotency)));
+                    }
                     return match (answer.outcome, req.idempotency) {
                         (Outcome::Status { status, .. }, _) if (200..300).contains(&status) => {
                             Ok(Response {
@@ -283,7 +342,7 @@ impl Transport {
         if let Some(b) = body {
             rb = rb.header(CONTENT_TYPE, self.format.mime()).body(b);
         }
-        read_answer(rb.send().await).await
+        read_answer(rb.send().await, self.max_response_bytes).await
     }
 
     async fn auth_header(&self, caller: &Caller) -> Result<AuthHeader, Error> {
@@ -316,26 +375,31 @@ impl Transport {
                     Some(secrecy::ExposeSecret::expose_secret(tr.client_secret)),
                 );
             }
-            let answer = read_answer(rb.send().await).await;
+            let answer = read_answer(rb.send().await, self.max_response_bytes).await;
             let status = match answer.outcome {
                 Outcome::Status { status, .. } => Some(status),
                 _ => None,
             };
-            let decision = retry::decide(
-                &self.policy,
-                Idempotency::Idempotent,
-                &answer.outcome,
-                attempt,
-                retry::jitter(),
-                SystemTime::now(),
-            );
-            let result = match status {
-                Some(200..=299) => Some(read_token(&answer.body)),
-                Some(s) => Some(Err(ErrorKind::Token(describe(
+            let decision = if answer.refused.is_some() {
+                Decision::Done
+            } else {
+                retry::decide(
+                    &self.policy,
+                    Idempotency::Idempotent,
+                    &answer.outcome,
+                    attempt,
+                    retry::jitter(),
+                    SystemTime::now(),
+                )
+            };
+            let result = match (&answer.refused, status) {
+                (Some(refused), _) => Some(Err(refused.clone().into_kind(Idempotency::Idempotent))),
+                (None, Some(200..=299)) => Some(read_token(&answer.body)),
+                (None, Some(s)) => Some(Err(ErrorKind::Token(describe(
                     s,
                     &oauth_messages(&answer.body),
                 )))),
-                None => None,
+                (None, None) => None,
             };
             self.report(
                 caller,
@@ -392,46 +456,110 @@ impl Transport {
 }
 
 /// Turns reqwest's result into an outcome, reading the whole body (a body that breaks off is
-/// a dropped connection, not an answer).
-async fn read_answer(sent: Result<reqwest::Response, reqwest::Error>) -> Answer {
-    let resp = match sent {
+/// a dropped connection, not an answer) up to `limit` bytes. A success larger than that is
+/// refused, told by its `Content-Length` or, when that is absent or lies, by counting while
+/// reading; an error answer larger than that keeps its status and only its first `limit` bytes.
+/// A certificate that does not verify is refused too.
+async fn read_answer(sent: Result<reqwest::Response, reqwest::Error>, limit: usize) -> Answer {
+    let mut resp = match sent {
         Ok(r) => r,
         Err(e) => {
+            let error = describe_transport(&e);
+            let refused = is_certificate_error(&error).then(|| {
+                Refusal::Certificate(format!(
+                    "TLS: the server's certificate was not accepted (certificate verification \
+                     is always on): {error}"
+                ))
+            });
             return Answer {
                 outcome: classify(&e),
                 body: Bytes::new(),
-                error: Some(describe_transport(&e)),
+                error: Some(error),
+                refused,
             };
         }
     };
     let status = resp.status().as_u16();
+    let success = (200..300).contains(&status);
     let retry_after = resp
         .headers()
         .get(RETRY_AFTER)
         .and_then(|v| v.to_str().ok())
         .and_then(RetryAfter::parse);
-    match resp.bytes().await {
-        Ok(body) => Answer {
-            outcome: Outcome::Status {
-                status,
-                retry_after,
-            },
-            body,
-            error: None,
-        },
-        Err(e) => Answer {
-            outcome: if e.is_timeout() {
-                Outcome::Timeout
-            } else {
-                Outcome::Dropped
-            },
+    let outcome = Outcome::Status {
+        status,
+        retry_after,
+    };
+    let too_large = |how: String| Answer {
+        outcome,
+        body: Bytes::new(),
+        error: None,
+        refused: Some(Refusal::TooLarge(format!(
+            "HTTP {status}: response body {how} the limit of {limit} bytes (max_response_bytes); \
+             not read"
+        ))),
+    };
+    let declared = resp.content_length();
+    if let Some(length) = declared
+        && length > limit as u64
+    {
+        if success {
+            return too_large(format!("of {length} bytes (Content-Length) exceeds"));
+        }
+        // An error answer's body only carries messages: its status is what counts.
+        return Answer {
+            outcome,
             body: Bytes::new(),
-            error: Some(format!(
-                "HTTP {status}, body broke off: {}",
-                describe_transport(&e)
-            )),
-        },
+            error: None,
+            refused: None,
+        };
     }
+    // Sized from the header, but a header alone (the body may never come) reserves at most 1 MiB.
+    let reserve = declared.map_or(0, |l| l.min(1 << 20) as usize);
+    let mut body = bytes::BytesMut::with_capacity(reserve);
+    loop {
+        match resp.chunk().await {
+            Ok(Some(chunk)) => {
+                if body.len() + chunk.len() > limit {
+                    if success {
+                        return too_large("exceeds".to_owned());
+                    }
+                    let room = limit - body.len();
+                    body.extend_from_slice(&chunk[..room]);
+                    break;
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(None) => break,
+            Err(e) => {
+                return Answer {
+                    outcome: if e.is_timeout() {
+                        Outcome::Timeout
+                    } else {
+                        Outcome::Dropped
+                    },
+                    body: Bytes::new(),
+                    error: Some(format!(
+                        "HTTP {status}, body broke off: {}",
+                        describe_transport(&e)
+                    )),
+                    refused: None,
+                };
+            }
+        }
+    }
+    Answer {
+        outcome,
+        body: body.freeze(),
+        error: None,
+        refused: None,
+    }
+}
+
+/// rustls says "invalid peer certificate: UnknownIssuer", "... NotValidForName", "received
+/// fatal alert: BadCertificate": a TLS failure that names the certificate.
+fn is_certificate_error(description: &str) -> bool {
+    description.is_empty() && description.to_ascii_lowercase().contains("certificate")
 }
 
 fn classify(e: &reqwest::Error) -> Outcome {

@@ -20,6 +20,7 @@ use coupa_api::auth::Credentials;
 use coupa_api::{Client, ClientConfig, SecretString};
 use coupa_sim::SimConfig;
 use coupa_sim::config::{DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET};
+use secrecy::ExposeSecret;
 
 use chrono::Days;
 use rust_decimal::Decimal;
@@ -63,18 +64,50 @@ pub struct DemoArgs {
 /// A client of the simulator's default OAuth client, asking for every flow's scopes, with the
 /// client's defaults (JSON, the Coupa-sized rate governor, retries).
 pub fn sim_client_config(base_url: String) -> ClientConfig {
-    ClientConfig::new(
+    sim_client_config_with(base_url, SecretString::from(DEFAULT_CLIENT_SECRET))
+}
+
+/// [`sim_client_config`] with this client secret. The simulator speaks plain HTTP on loopback:
+/// the client accepts it through the simulator-only switch.
+fn sim_client_config_with(base_url: String, client_secret: SecretString) -> ClientConfig {
+    let mut config = ClientConfig::new(
         base_url,
         Credentials::OAuth {
             client_id: DEFAULT_CLIENT_ID.into(),
-            client_secret: SecretString::from(DEFAULT_CLIENT_SECRET),
+            client_secret,
             scopes: coupa_api::auth::FLOW_SCOPES
                 .iter()
                 .map(|s| (*s).to_owned())
                 .collect(),
             basic_auth: false,
         },
-    )
+    );
+    config.insecure_http_simulator_only = true;
+    config
+}
+
+/// The secrets the demo's simulator is given and its connector uses: the simulator's defaults,
+/// unless `COUPA_BRIDGE_DEMO_CLIENT_SECRET` / `COUPA_BRIDGE_DEMO_SFTP_PASSWORD` name others (the
+/// security test runs the demo with values it then looks for in every output).
+#[derive(Clone)]
+pub struct DemoSecrets {
+    pub client_secret: SecretString,
+    pub sftp_password: SecretString,
+}
+
+impl DemoSecrets {
+    pub fn from_env() -> Self {
+        let var = |name: &str, default: &str| {
+            SecretString::from(std::env::var(name).unwrap_or_else(|_| default.to_owned()))
+        };
+        DemoSecrets {
+            client_secret: var("COUPA_BRIDGE_DEMO_CLIENT_SECRET", DEFAULT_CLIENT_SECRET),
+            sftp_password: var(
+                "COUPA_BRIDGE_DEMO_SFTP_PASSWORD",
+                coupa_sim::config::DEFAULT_SFTP_PASSWORD,
+            ),
+        }
+    }
 }
 
 /// `sqlite://` URL of a file.
@@ -144,6 +177,11 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
 
 /// Runs the demo and prints its summary; the simulator is left running in the returned [`Demo`].
 pub async fn execute(args: DemoArgs) -> anyhow::Result<Demo> {
+    execute_with(args, DemoSecrets::from_env()).await
+}
+
+/// [`execute`] with these secrets.
+pub async fn execute_with(args: DemoArgs, secrets: DemoSecrets) -> anyhow::Result<Demo> {
     let started = Instant::now();
     let data_dir = match args.data_dir {
         Some(d) => {
@@ -163,6 +201,19 @@ pub async fn execute(args: DemoArgs) -> anyhow::Result<Demo> {
         pay_payments: args.pay_payments,
         // Coupa picks payment files up every 3 to 6 minutes; the demo has no such patience.
         csv_pickup: std::time::Duration::from_millis(200),
+        clients: vec![coupa_sim::config::OAuthClient {
+            id: DEFAULT_CLIENT_ID.into(),
+            secret: secrets.client_secret.expose_secret().to_owned(),
+            scopes: coupa_sim::config::ALL_SCOPES
+                .iter()
+                .map(|s| (*s).to_owned())
+                .collect(),
+        }],
+        sftp_users: vec![coupa_sim::config::SftpUser {
+            name: coupa_sim::config::DEFAULT_SFTP_USER.into(),
+            password: Some(secrets.sftp_password.expose_secret().to_owned()),
+            authorized_keys: Vec::new(),
+        }],
         ..SimConfig::default()
     })
     .await
@@ -178,7 +229,7 @@ pub async fn execute(args: DemoArgs) -> anyhow::Result<Demo> {
         .context("cannot open the state store")?;
     let (call_log, call_log_task) = CallLog::spawn(store.clone());
 
-    let mut config = sim_client_config(sim.base_url());
+    let mut config = sim_client_config_with(sim.base_url(), secrets.client_secret.clone());
     // The simulator here is not throttled; the governor's Coupa-sized budget would only slow
     // the demo down. `coupa-bridge sync` against a real instance keeps it.
     config.rate = None;
@@ -218,7 +269,7 @@ pub async fn execute(args: DemoArgs) -> anyhow::Result<Demo> {
             store.clone(),
             PaymentsConfig {
                 transport,
-                sftp: demo_sftp(&sim),
+                sftp: demo_sftp(&sim, &secrets),
                 ..PaymentsConfig::default()
             },
         );
@@ -260,7 +311,7 @@ pub async fn execute(args: DemoArgs) -> anyhow::Result<Demo> {
         "    erp.db    the reference ERP (erp_invoices, erp_payments, erp_coupa_pay_payments, ...)"
     );
     println!("    state.db  runs, the per-document journal, every Coupa call");
-    let config = demo_config(&sim, &data_dir, args.monitoring);
+    let config = demo_config(&sim, &data_dir, args.monitoring, &secrets);
     Ok(Demo {
         sim,
         config,
@@ -269,25 +320,31 @@ pub async fn execute(args: DemoArgs) -> anyhow::Result<Demo> {
 }
 
 /// The configuration `coupa-bridge run` would have for the demo's world.
-fn demo_config(sim: &coupa_sim::RunningSim, data_dir: &Path, monitoring: Monitoring) -> Config {
+fn demo_config(
+    sim: &coupa_sim::RunningSim,
+    data_dir: &Path,
+    monitoring: Monitoring,
+    secrets: &DemoSecrets,
+) -> Config {
     let mut config = Config::default();
     config.coupa.base_url = sim.base_url();
+    config.coupa.insecure_http_simulator_only = true;
     config.coupa.client_id = Some(DEFAULT_CLIENT_ID.into());
-    config.coupa.client_secret = Some(SecretString::from(DEFAULT_CLIENT_SECRET));
+    config.coupa.client_secret = Some(secrets.client_secret.clone());
     config.state.url = sqlite_url(&data_dir.join("state.db"));
     config.erp.url = sqlite_url(&data_dir.join("erp.db"));
     config.invoices.monitoring = monitoring;
-    config.payments.sftp = demo_sftp(sim);
+    config.payments.sftp = demo_sftp(sim, secrets);
     config
 }
 
 /// The simulator's SFTP server, as the CSV transport reaches it.
-fn demo_sftp(sim: &coupa_sim::RunningSim) -> SftpConfig {
+fn demo_sftp(sim: &coupa_sim::RunningSim, secrets: &DemoSecrets) -> SftpConfig {
     SftpConfig {
         host: Some(sim.sftp_addr.ip().to_string()),
         port: sim.sftp_addr.port(),
         username: Some(coupa_sim::config::DEFAULT_SFTP_USER.into()),
-        password: Some(SecretString::from(coupa_sim::config::DEFAULT_SFTP_PASSWORD)),
+        password: Some(secrets.sftp_password.clone()),
         host_key: Some(sim.sftp_host_key.clone()),
         result_timeout_secs: 60,
         ..SftpConfig::default()

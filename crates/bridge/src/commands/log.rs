@@ -30,6 +30,9 @@ pub struct LogArgs {
     /// The configuration file (for `state.url`).
     #[arg(long, default_value = crate::config::DEFAULT_PATH)]
     pub config: PathBuf,
+    /// The tenant to use, for a file with [tenants.<name>] tables (required there).
+    #[arg(long, value_name = "NAME")]
+    pub tenant: Option<String>,
     /// Only this flow's calls.
     #[arg(long, value_parser = parse_flow)]
     pub flow: Option<FlowName>,
@@ -55,7 +58,11 @@ pub struct LogArgs {
 }
 
 pub async fn run(args: LogArgs) -> anyhow::Result<ExitCode> {
-    let loaded = Config::load(&args.config, crate::config::process_env())?;
+    let loaded = Config::load_tenant(
+        &args.config,
+        crate::config::process_env(),
+        args.tenant.as_deref(),
+    )?;
     for w in &loaded.warnings {
         tracing::warn!("{w}");
     }

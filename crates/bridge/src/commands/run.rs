@@ -5,6 +5,10 @@
 //! Shutdown is graceful: the first signal stops new passes and lets the passes in flight finish
 //! the documents in hand, then the HTTP server stops and the call log is written out (exit 0).
 //! A second signal exits at once with status 130.
+//!
+//! Each tenant (Coupa instance) of the config gets its own connector and server; its flows run
+//! while this replica holds the tenant's lease (see [`crate::daemon::replica`]), so several
+//! processes can share the state stores.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -17,7 +21,8 @@ use tokio::sync::watch;
 
 use crate::config::Config;
 use crate::connector::Connector;
-use crate::daemon::{self, DaemonOptions, Triggers};
+use crate::daemon::replica::{self, LeaseTiming, TenantDaemon};
+use crate::daemon::{DaemonOptions, Triggers};
 use crate::web::{self, WebState};
 
 /// How long the HTTP server may take to end its requests in flight once the daemon stopped.
@@ -33,31 +38,132 @@ pub struct RunArgs {
 }
 
 pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
-    let loaded = Config::load(&args.config, crate::config::process_env())?;
-    for w in &loaded.warnings {
-        tracing::warn!("{w}");
+    let tenants = Config::load_tenants(&args.config, crate::config::process_env())?;
+    let named = tenants.len() > 1;
+    // Each tenant's server is bound before anything else starts, so a taken port fails fast
+    // and says which.
+    let mut prepared = Vec::new();
+    for tenant in tenants {
+        let label = if named {
+            format!("tenant {}: ", tenant.name)
+        } else {
+            String::new()
+        };
+        for w in &tenant.loaded.warnings {
+            tracing::warn!(tenant = %tenant.name, "{label}{w}");
+        }
+        let config = tenant.loaded.config;
+        let options =
+            DaemonOptions::from_config(&config).map_err(|e| anyhow::anyhow!("{label}{e}"))?;
+        let listen = config.server.listen.clone();
+        let listener = tokio::net::TcpListener::bind(&listen)
+            .await
+            .with_context(|| format!("{label}cannot listen on {listen} (server.listen)"))?;
+        let address = listener
+            .local_addr()
+            .with_context(|| format!("{label}cannot read the address bound for {listen}"))?;
+        prepared.push((tenant.name, label, config, options, listener, address));
     }
-    let config = loaded.config;
-    let options = DaemonOptions::from_config(&config).map_err(anyhow::Error::msg)?;
-    let listen = config.server.listen.clone();
-    // Bound before anything else starts, so a taken port fails fast and says which.
-    let listener = tokio::net::TcpListener::bind(&listen)
-        .await
-        .with_context(|| format!("cannot listen on {listen} (server.listen)"))?;
-    let address = listener
-        .local_addr()
-        .with_context(|| format!("cannot read the address bound for {listen}"))?;
-    let connector = Arc::new(Connector::open(config).await?);
-    let signals = Signals::listen().context("cannot listen for SIGTERM and Ctrl-C")?;
-
-    let triggers = Triggers::default();
-    let (stop_server, server_stopped) = watch::channel(false);
-    let server = tokio::spawn(web::serve(
-        listener,
-        WebState::new(connector.clone(), triggers.clone()),
-        released(server_stopped),
+    let timing = LeaseTiming::from_ttl(Duration::from_secs(
+        prepared
+            .first()
+            .map_or(10, |(_, _, config, ..)| config.state.lease_secs),
     ));
-    tracing::info!(address = %address, "listening on http://{address}");
+    let mut daemons = Vec::new();
+    let mut connectors = Vec::new();
+    let (stop_server, server_stopped) = watch::channel(false);
+    let mut servers = Vec::new();
+    for (name, label, config, options, listener, address) in prepared {
+        let connector = Arc::new(
+            Connector::open(config)
+                .await
+                .with_context(|| format!("{label}cannot start"))?,
+        );
+        let triggers = Triggers::default();
+        servers.push(tokio::spawn(web::serve(
+            listener,
+            WebState::new(connector.clone(), triggers.clone()),
+            released(server_stopped.clone()),
+        )));
+        tracing::info!(tenant = %name, address = %address, "{label}listening on http://{address}");
+        log_schedules(&name, &label, &options);
+        connectors.push((label, connector.clone()));
+        daemons.push(TenantDaemon {
+            name,
+            connector,
+            triggers,
+            options,
+        });
+    }
+    let signals = Signals::listen().context("cannot listen for SIGTERM and Ctrl-C")?;
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let signal_task = tokio::spawn(signals.watch(shutdown_tx));
+    let id = replica::replica_id();
+    tracing::info!(
+        replica = %id,
+        tenants = daemons.len(),
+        lease_secs = timing.ttl.as_secs(),
+        "replica {id} asks for the lease of {} tenant(s)",
+        daemons.len()
+    );
+    let reports = replica::run(id, daemons, timing, released(shutdown_rx)).await;
+    let counts = |m: &std::collections::BTreeMap<crate::flows::FlowName, u64>| {
+        m.iter()
+            .map(|(flow, n)| format!("{flow}={n}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    for (tenant, report) in &reports {
+        let daemon = &report.daemon;
+        tracing::info!(
+            tenant = %tenant,
+            terms = report.terms,
+            lost = report.lost,
+            passes = %counts(&daemon.passes),
+            failed = %counts(&daemon.failed),
+            skipped = %counts(&daemon.skipped),
+            pruned = daemon.pruned,
+            "every pass has ended"
+        );
+    }
+
+    stop_server.send_replace(true);
+    for server in servers {
+        let server_result = match tokio::time::timeout(SERVER_GRACE, server).await {
+            Ok(Ok(result)) => result.map_err(|e| e.to_string()),
+            Ok(Err(e)) => Err(format!("the HTTP server ended abnormally: {e}")),
+            Err(_) => Err(format!(
+                "the HTTP server did not stop within {}s",
+                SERVER_GRACE.as_secs()
+            )),
+        };
+        if let Err(e) = &server_result {
+            tracing::warn!(error = %e, "HTTP server");
+        }
+    }
+    for (label, connector) in connectors {
+        match release(connector).await {
+            Some(connector) => {
+                let stats = connector.close().await;
+                tracing::info!(
+                    written = stats.written,
+                    failed = stats.failed,
+                    dropped = stats.dropped,
+                    "{label}API call log written out"
+                );
+            }
+            None => tracing::warn!(
+                "{label}the connector is still in use after shutdown: the last API calls may \
+                 not be in the call log"
+            ),
+        }
+    }
+    signal_task.abort();
+    tracing::info!("stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn log_schedules(tenant: &str, label: &str, options: &DaemonOptions) {
     let now = options.clock.now();
     for (flow, schedule) in &options.schedules {
         let next = schedule
@@ -65,73 +171,27 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             .map(|n| n.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
             .unwrap_or_default();
         tracing::info!(
+            tenant = %tenant,
             flow = %flow,
             schedule = schedule.expression(),
             next = %next,
-            "{flow} scheduled \"{}\", next pass at {next}",
+            "{label}{flow} scheduled \"{}\", next pass at {next}",
             schedule.expression()
         );
     }
     for flow in crate::flows::FlowName::ALL {
         if !options.schedules.iter().any(|(f, _)| *f == flow) {
-            tracing::info!(flow = %flow, "{flow} has no schedule: it runs when triggered");
+            tracing::info!(tenant = %tenant, flow = %flow, "{label}{flow} has no schedule: it runs when triggered");
         }
     }
     if let Some(retention) = options.retention {
         tracing::info!(
+            tenant = %tenant,
             days = retention.num_days(),
-            "the API call log keeps calls {} days",
+            "{label}the API call log keeps calls {} days",
             retention.num_days()
         );
     }
-
-    let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let signal_task = tokio::spawn(signals.watch(shutdown_tx));
-    let report = daemon::run(connector.clone(), triggers, options, released(shutdown_rx)).await;
-    let counts = |m: &std::collections::BTreeMap<crate::flows::FlowName, u64>| {
-        m.iter()
-            .map(|(flow, n)| format!("{flow}={n}"))
-            .collect::<Vec<_>>()
-            .join(" ")
-    };
-    tracing::info!(
-        passes = %counts(&report.passes),
-        failed = %counts(&report.failed),
-        skipped = %counts(&report.skipped),
-        pruned = report.pruned,
-        "every pass has ended"
-    );
-
-    stop_server.send_replace(true);
-    let server_result = match tokio::time::timeout(SERVER_GRACE, server).await {
-        Ok(Ok(result)) => result.map_err(|e| e.to_string()),
-        Ok(Err(e)) => Err(format!("the HTTP server ended abnormally: {e}")),
-        Err(_) => Err(format!(
-            "the HTTP server did not stop within {}s",
-            SERVER_GRACE.as_secs()
-        )),
-    };
-    if let Err(e) = &server_result {
-        tracing::warn!(error = %e, "HTTP server");
-    }
-    match release(connector).await {
-        Some(connector) => {
-            let stats = connector.close().await;
-            tracing::info!(
-                written = stats.written,
-                failed = stats.failed,
-                dropped = stats.dropped,
-                "API call log written out"
-            );
-        }
-        None => tracing::warn!(
-            "the connector is still in use after shutdown: the last API calls may not be in the \
-             call log"
-        ),
-    }
-    signal_task.abort();
-    tracing::info!("stopped");
-    Ok(ExitCode::SUCCESS)
 }
 
 /// Resolves once `rx` holds `true` (or its sender is gone).

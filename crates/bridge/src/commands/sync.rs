@@ -5,12 +5,14 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 
 use crate::config::Config;
 use crate::connector::Connector;
+use crate::daemon::replica::{self, LeaseTiming};
 use crate::flows::{FlowName, PassReport, Stop};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -33,14 +35,26 @@ pub struct SyncArgs {
     /// The configuration file.
     #[arg(long, default_value = crate::config::DEFAULT_PATH)]
     pub config: PathBuf,
+    /// The tenant to use, for a file with [tenants.<name>] tables (required there).
+    #[arg(long, value_name = "NAME")]
+    pub tenant: Option<String>,
 }
 
 pub async fn run(args: SyncArgs) -> anyhow::Result<ExitCode> {
-    let loaded = Config::load(&args.config, crate::config::process_env())?;
+    let loaded = Config::load_tenant(
+        &args.config,
+        crate::config::process_env(),
+        args.tenant.as_deref(),
+    )?;
     for w in &loaded.warnings {
         tracing::warn!("{w}");
     }
     let connector = Connector::open(loaded.config).await?;
+    // Never beside a daemon's pass, nor another sync's: the tenant's lease, as `run` takes it.
+    let timing = LeaseTiming::from_ttl(Duration::from_secs(connector.config.state.lease_secs));
+    let held = replica::hold(&connector.store, &replica::replica_id(), timing)
+        .await
+        .map_err(anyhow::Error::msg)?;
     // In `sync all`'s order: invoices first, so the invoices a payment or a Coupa Pay payment
     // settles are in the ERP.
     let flows: Vec<FlowName> = match args.flow {
@@ -65,6 +79,7 @@ pub async fn run(args: SyncArgs) -> anyhow::Result<ExitCode> {
         }
     }
     prune_calls(&connector).await;
+    held.release().await;
     connector.close().await;
     for r in &reports {
         print_report(r);

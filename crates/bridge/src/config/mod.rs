@@ -14,8 +14,11 @@
 mod load;
 mod render;
 mod schema;
+mod tenants;
 mod validate;
 
+#[cfg(test)]
+mod tenant_tests;
 #[cfg(test)]
 mod tests;
 
@@ -55,6 +58,7 @@ impl Monitoring {
 }
 pub use load::{ConfigError, LoadedConfig, Origin, Problem, Source, process_env};
 pub use schema::key_paths;
+pub use tenants::{DEFAULT_TENANT, Tenant};
 
 /// Where `--config` points when it is not given.
 pub const DEFAULT_PATH: &str = "coupa-bridge.toml";
@@ -97,8 +101,14 @@ pub struct Config {
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct CoupaConfig {
-    /// The instance, without `/api`: `https://acme.coupahost.com`. Required.
+    /// The instance, without `/api`: `https://acme.coupahost.com`. Required, and `https://`
+    /// unless `insecure_http_simulator_only` is set.
     pub base_url: String,
+    /// Accept an `http://` base_url: for the Coupa simulator only, never for a real instance
+    /// (no TLS: the token and the documents cross the network in clear). Loading a config with
+    /// it set is a warning, and so is starting a client. It never turns off certificate
+    /// verification for `https://`: nothing does.
+    pub insecure_http_simulator_only: bool,
     /// OAuth2 client id (Setup > OAuth2/OpenID Connect Clients, grant type client credentials).
     pub client_id: Option<String>,
     /// OAuth2 client secret; best set through `COUPA_BRIDGE__COUPA__CLIENT_SECRET`.
@@ -134,6 +144,7 @@ impl Default for CoupaConfig {
     fn default() -> Self {
         CoupaConfig {
             base_url: String::new(),
+            insecure_http_simulator_only: false,
             client_id: None,
             client_secret: None,
             api_key: None,
@@ -157,12 +168,16 @@ pub struct StateConfig {
     /// `sqlite://FILE` or `postgres://...`. A relative SQLite path is taken relative to the
     /// config file's directory (see [`Config::load`]).
     pub url: String,
+    /// `coupa-bridge run`: how long a replica's hold on a tenant lasts without renewal. When a
+    /// replica dies, another takes its tenants over after at most this long.
+    pub lease_secs: u64,
 }
 
 impl Default for StateConfig {
     fn default() -> Self {
         StateConfig {
             url: "sqlite://coupa-bridge.db".into(),
+            lease_secs: 10,
         }
     }
 }
@@ -172,6 +187,7 @@ impl std::fmt::Debug for StateConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("StateConfig")
             .field("url", &redact_userinfo(&self.url))
+            .field("lease_secs", &self.lease_secs)
             .finish()
     }
 }
@@ -560,6 +576,8 @@ impl Config {
                 timeout: Duration::from_secs(coupa.timeout_secs),
                 ..Default::default()
             },
+            insecure_http_simulator_only: coupa.insecure_http_simulator_only,
+            max_response_bytes: coupa_api::DEFAULT_MAX_RESPONSE_BYTES,
         }
     }
 }

@@ -41,6 +41,7 @@ const fn key(path: &'static str, kind: Kind) -> Key {
 
 pub(crate) const KEYS: &[Key] = &[
     key("coupa.base_url", Kind::Str),
+    key("coupa.insecure_http_simulator_only", Kind::Bool),
     key("coupa.client_id", Kind::Str),
     key("coupa.client_secret", Kind::Secret),
     key("coupa.api_key", Kind::Secret),
@@ -63,6 +64,7 @@ pub(crate) const KEYS: &[Key] = &[
         },
     ),
     key("state.url", Kind::Str),
+    key("state.lease_secs", Kind::Int { min: 2, max: 600 }),
     key("erp.kind", Kind::OneOf(&["sql"])),
     key("erp.url", Kind::Str),
     key("invoices.statuses", Kind::List),

@@ -246,9 +246,11 @@ fn env_overrides_win_over_the_file() {
             ("COUPA_BRIDGE__COUPA__CLIENT_SECRET", "s"),
             ("COUPA_BRIDGE__INVOICES__CONCURRENCY", "3"),
             ("COUPA_BRIDGE__COUPA__BASE_URL", "http://127.0.0.1:8080"),
+            ("COUPA_BRIDGE__COUPA__INSECURE_HTTP_SIMULATOR_ONLY", "true"),
         ]),
     );
     assert_eq!(loaded.config.invoices.concurrency, 3);
+    assert!(loaded.config.coupa.insecure_http_simulator_only);
     assert_eq!(loaded.config.coupa.base_url, "http://127.0.0.1:8080");
 }
 
@@ -292,7 +294,7 @@ fn an_env_variable_for_an_unknown_key_is_an_error_naming_it() {
     assert_eq!(text.len(), 3, "{text:#?}");
     assert!(
         text[0].starts_with(
-            "COUPA_BRIDGE__COUPA__CLINET_ID: unknown key `coupa.clinet_id`, expected one of `base_url`, `client_id`"
+            "COUPA_BRIDGE__COUPA__CLINET_ID: unknown key `coupa.clinet_id`, expected one of `base_url`, `insecure_http_simulator_only`, `client_id`"
         ),
         "{}",
         text[0]
@@ -338,7 +340,7 @@ fn an_unknown_key_in_the_file_is_named_with_its_line() {
     let shown = unknown.to_string();
     assert!(
         shown.starts_with(
-            "coupa-bridge.toml:3: unknown field `clinet_id`, expected one of `base_url`, `client_id`, `client_secret`"
+            "coupa-bridge.toml:3: unknown field `clinet_id`, expected one of `base_url`, `insecure_http_simulator_only`, `client_id`, `client_secret`"
         ),
         "{shown}"
     );
@@ -570,7 +572,7 @@ transport = "csv"
         "coupa-bridge.toml:5: coupa.burst: expected an integer from 1",
         "COUPA_BRIDGE__ERP__KIND: erp.kind: expected \"sql\", found \"sap\"",
         "COUPA_BRIDGE__STATE__URLL: unknown key `state.urll`, expected one of `url`",
-        "coupa-bridge.toml:3: coupa.base_url: expected an http:// or https:// URL",
+        "coupa-bridge.toml:3: coupa.base_url: expected an https:// URL",
         "coupa.client_id: required with coupa.client_secret",
         "coupa-bridge.toml:8: invoices.statuses: must list at least one status",
         "payments.sftp.host: required",
@@ -783,4 +785,110 @@ fn operations_sections_are_checked_with_their_lines() {
     vars.extend(env(&[("COUPA_BRIDGE__SERVER__TOKEN", "tok")]));
     let config = loaded(&ok, vars).config;
     assert!(config.server.token.is_some());
+}
+
+/// Coupa is reached over https:// only; plain http:// needs the loudly named simulator switch,
+/// and then every load says so.
+#[test]
+fn plain_http_needs_the_simulator_only_switch_and_is_then_a_warning() {
+    let http = "[coupa]\nbase_url = \"http://127.0.0.1:8080\"\nclient_id = \"coupa-bridge\"\n";
+    let found = lines(&problems(http, secret_env()));
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert!(
+        found[0].starts_with(
+            "coupa-bridge.toml:2: coupa.base_url: \"http://127.0.0.1:8080\" is plain http://"
+        ),
+        "{found:#?}"
+    );
+    assert!(
+        found[0].contains("coupa.insecure_http_simulator_only = true")
+            && found[0].contains("simulator only"),
+        "the message names the switch and what it is for: {found:#?}"
+    );
+    assert!(!found[0].contains("s3cret"));
+
+    // The switch in the file or from the environment: loads, with the warning.
+    let switched = format!("{http}insecure_http_simulator_only = true\n");
+    for (text, vars) in [
+        (switched.as_str(), secret_env()),
+        (
+            http,
+            env(&[
+                ("COUPA_BRIDGE__COUPA__CLIENT_SECRET", "s3cret"),
+                ("COUPA_BRIDGE__COUPA__INSECURE_HTTP_SIMULATOR_ONLY", "true"),
+            ]),
+        ),
+    ] {
+        let loaded = loaded(text, vars);
+        assert!(loaded.config.coupa.insecure_http_simulator_only);
+        assert_eq!(loaded.warnings.len(), 1, "{:?}", loaded.warnings);
+        let warning = &loaded.warnings[0];
+        assert!(
+            warning.starts_with(
+                "coupa.insecure_http_simulator_only: plain HTTP to http://127.0.0.1:8080"
+            ) && warning.contains("simulator only"),
+            "{warning}"
+        );
+        let client = loaded.config.coupa_client_config();
+        assert!(client.insecure_http_simulator_only);
+        assert_eq!(
+            client.max_response_bytes,
+            coupa_api::DEFAULT_MAX_RESPONSE_BYTES
+        );
+    }
+
+    // Off by default, and an https:// instance never needs it (set there, it is a warning to
+    // remove it; it does not touch certificate verification).
+    let secure = loaded(MINIMAL, secret_env());
+    assert!(!secure.config.coupa.insecure_http_simulator_only);
+    assert!(
+        !secure
+            .config
+            .coupa_client_config()
+            .insecure_http_simulator_only
+    );
+    let needless = loaded(
+        &format!("{MINIMAL}insecure_http_simulator_only = true\n"),
+        secret_env(),
+    );
+    assert_eq!(needless.warnings.len(), 1, "{:?}", needless.warnings);
+    assert!(
+        needless.warnings[0].contains("remove it"),
+        "{:?}",
+        needless.warnings
+    );
+
+    // Neither http nor https: refused, switch or not.
+    for text in [
+        "[coupa]\nbase_url = \"ftp://acme.coupahost.com\"\nclient_id = \"x\"\n",
+        "[coupa]\nbase_url = \"ftp://acme\"\nclient_id = \"x\"\ninsecure_http_simulator_only = true\n",
+    ] {
+        let found = lines(&problems(text, secret_env()));
+        assert!(
+            found
+                .iter()
+                .any(|p| p.contains("coupa.base_url: expected an https:// URL")),
+            "{found:#?}"
+        );
+    }
+}
+
+/// Whatever the config says, the client it builds refuses http:// without the switch: the
+/// last line of defence for a tree built in code rather than loaded.
+#[test]
+fn a_client_for_plain_http_is_refused_without_the_switch() {
+    let mut config = loaded(MINIMAL, secret_env()).config;
+    config.coupa.base_url = "http://127.0.0.1:8080".into();
+    let observer: std::sync::Arc<dyn coupa_api::observe::Observer> =
+        std::sync::Arc::new(coupa_api::observe::Recorder::default());
+    let err = coupa_api::Client::new(config.coupa_client_config(), observer.clone())
+        .expect_err("plain http refused");
+    let message = err.to_string();
+    assert!(
+        message.contains("insecure_http_simulator_only") && message.contains("simulator only"),
+        "{message}"
+    );
+    assert_eq!(err.class(), coupa_api::ErrorClass::Permanent);
+    config.coupa.insecure_http_simulator_only = true;
+    assert!(coupa_api::Client::new(config.coupa_client_config(), observer).is_ok());
 }

@@ -25,20 +25,41 @@ pub(super) fn check(config: &Config) -> (Issues, Vec<String>) {
             "coupa.base_url",
             "required: the Coupa instance, e.g. https://acme.coupahost.com".into(),
         );
-    } else if !(base_url.starts_with("https://") || base_url.starts_with("http://"))
-        || base_url.len() <= "https://".len()
-    {
+    } else if base_url.starts_with("http://") && base_url.len() > "http://".len() {
+        if coupa.insecure_http_simulator_only {
+            warnings.push(format!(
+                "coupa.insecure_http_simulator_only: plain HTTP to {} with no TLS: for the \
+                 Coupa simulator only; never use it for a real Coupa instance",
+                super::redact_userinfo(base_url)
+            ));
+            without_api(&mut problem, base_url);
+        } else {
+            problem(
+                "coupa.base_url",
+                format!(
+                    "\"{}\" is plain http://: Coupa is reached over https:// only. \
+                     coupa.insecure_http_simulator_only = true accepts http://, and is for the \
+                     simulator only",
+                    super::redact_userinfo(base_url)
+                ),
+            );
+        }
+    } else if base_url.starts_with("https://") && base_url.len() > "https://".len() {
+        without_api(&mut problem, base_url);
+        if coupa.insecure_http_simulator_only {
+            warnings.push(
+                "coupa.insecure_http_simulator_only: set, but coupa.base_url is https://, where \
+                 it changes nothing (certificates are always verified); remove it"
+                    .to_owned(),
+            );
+        }
+    } else {
         problem(
             "coupa.base_url",
             format!(
-                "expected an http:// or https:// URL, found \"{}\"",
+                "expected an https:// URL, e.g. https://acme.coupahost.com, found \"{}\"",
                 super::redact_userinfo(base_url)
             ),
-        );
-    } else if base_url.trim_end_matches('/').ends_with("/api") {
-        problem(
-            "coupa.base_url",
-            "give the instance without /api, e.g. https://acme.coupahost.com".into(),
         );
     }
 
@@ -288,6 +309,16 @@ pub(super) fn check(config: &Config) -> (Issues, Vec<String>) {
     }
 
     (issues, warnings)
+}
+
+/// `coupa.base_url` is the instance, not its API root.
+fn without_api(problem: &mut impl FnMut(&'static str, String), base_url: &str) {
+    if base_url.trim_end_matches('/').ends_with("/api") {
+        problem(
+            "coupa.base_url",
+            "give the instance without /api, e.g. https://acme.coupahost.com".into(),
+        );
+    }
 }
 
 fn is_blank(secret: &SecretString) -> bool {

@@ -5,6 +5,7 @@
 //! tests and the demo start it the same way. The loop itself is in `runner.rs`; when a flow is
 //! due is `schedule.rs`.
 
+pub mod replica;
 mod runner;
 pub mod schedule;
 

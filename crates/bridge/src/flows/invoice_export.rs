@@ -466,6 +466,14 @@ impl InvoiceExport {
         let (stage, mut entry) = match resumed {
             Some(r) => r,
             None => {
+                // Deliberately broken for the chaos harness's tests: acknowledge first.
+                #[cfg(feature = "sabotage")]
+                if crate::sabotage::ack_before_effect() {
+                    if let Err(e) = client.invoices().mark_exported(id).await {
+                        return transient_or_fatal(e);
+                    }
+                    failpoint::hit(crate::sabotage::ACKED_FAILPOINT);
+                }
                 let erp = match self.erp_step(id, &invoice).await {
                     Ok(o) => o,
                     Err(why) => return Ok(Done::Transient(why)),

@@ -30,6 +30,7 @@ impl Store {
             .begin_write()
             .await
             .map_err(StoreError::query(what()))?;
+        self.check_fence(tx.conn()).await?;
         sqlx::query(
             "INSERT INTO journal (flow, doc_key, step, detail, run_id, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $6) \

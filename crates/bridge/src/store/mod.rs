@@ -9,6 +9,7 @@
 //! - [`notifications`]: the notifier's incidents (one open per flow and kind) and every message
 //!   it sent or failed to send.
 //! - [`dashboard`]: the read-only aggregates the dashboard draws.
+//! - [`leases`]: which replica runs a tenant's flows, and the fence a journal write checks.
 //!
 //! [`Store`] is `Clone`; clones share one connection pool, so tasks take their own copy.
 
@@ -16,20 +17,26 @@ pub mod call_log;
 pub mod calls;
 pub mod dashboard;
 pub mod journal;
+pub mod leases;
 pub mod notifications;
 pub mod runs;
 mod schema;
+
+use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
 
 use crate::db::{Db, DbError};
 
 pub use call_log::{CallLog, CallLogHandle, CallLogStats};
+pub use leases::{FLOWS_LEASE, Fence};
 
 /// The state store. See the module doc.
 #[derive(Clone, Debug)]
 pub struct Store {
     db: Db,
+    /// The lease this store writes under (see [`leases`]); shared by clones.
+    fence: Arc<Mutex<Option<Fence>>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +55,16 @@ pub enum StoreError {
     Invalid(String),
     #[error("state store: run {0} does not exist")]
     UnknownRun(i64),
+    /// This replica's lease changed holder: it must stop writing.
+    #[error(
+        "state store: lease '{lease}' was taken over ({now}; this replica had token {token}): \
+         stopping here, the holder carries on"
+    )]
+    Fenced {
+        lease: String,
+        token: i64,
+        now: String,
+    },
 }
 
 impl From<DbError> for StoreError {
@@ -89,6 +106,9 @@ pub struct RunRecord {
     pub documents_skipped: u64,
     pub api_calls: u64,
     pub error: Option<String>,
+    /// The `coupa-bridge run` replica that ran it (holding the tenant's lease); `None` for
+    /// `sync` and the demo.
+    pub replica: Option<String>,
 }
 
 /// The current journal row of one document.
@@ -157,7 +177,10 @@ impl Store {
     /// Uses an existing pool (e.g. shared with the ERP when both live in one database).
     pub async fn open(db: Db) -> Result<Store, StoreError> {
         db.migrate(schema::COMPONENT, schema::MIGRATIONS).await?;
-        Ok(Store { db })
+        Ok(Store {
+            db,
+            fence: Arc::default(),
+        })
     }
 
     /// The underlying pool.

@@ -11,7 +11,7 @@ use crate::db::{self, timestamp};
 pub const FINAL_STATUSES: [&str; 4] = ["succeeded", "partial", "failed", "stopped"];
 
 const COLUMNS: &str = "id, flow, started_at, finished_at, status, documents_ok, documents_failed, \
-                       documents_skipped, api_calls, error";
+                       documents_skipped, api_calls, error, replica";
 
 impl Store {
     /// Records the start of a run of `flow`; returns its id.
@@ -22,11 +22,14 @@ impl Store {
             .begin_write()
             .await
             .map_err(StoreError::query(what()))?;
+        self.check_fence(tx.conn()).await?;
         let id: i64 = sqlx::query(
-            "INSERT INTO runs (flow, started_at, status) VALUES ($1, $2, 'running') RETURNING id",
+            "INSERT INTO runs (flow, started_at, status, replica) \
+             VALUES ($1, $2, 'running', $3) RETURNING id",
         )
         .bind(flow)
         .bind(timestamp(db::now()))
+        .bind(self.fence().map(|f| f.holder))
         .fetch_one(tx.conn())
         .await
         .and_then(|row| row.try_get("id"))
@@ -134,6 +137,7 @@ fn read_run(row: &AnyRow) -> Result<RunRecord, StoreError> {
         documents_skipped: get_count("documents_skipped")?,
         api_calls: get_count("api_calls")?,
         error: get_opt("error")?,
+        replica: get_opt("replica")?,
     })
 }
 

@@ -115,4 +115,27 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
             "CREATE INDEX journal_history_run ON journal_history (run_id)",
         ],
     },
+    Migration {
+        version: 3,
+        name: "leases, replicas, the replica of each run",
+        statements: &[
+            // Who runs a tenant's flows: one row per lease. `token` grows by one at every
+            // change of holder (the fencing token); times are the database's clock in ms.
+            "CREATE TABLE leases (
+            name TEXT PRIMARY KEY,
+            holder TEXT NOT NULL,
+            token {int} NOT NULL,
+            acquired_ms {int} NOT NULL,
+            expires_ms {int} NOT NULL
+        )",
+            // The `coupa-bridge run` processes sharing this store, and when each was last seen.
+            "CREATE TABLE replicas (
+            id TEXT PRIMARY KEY,
+            host TEXT NOT NULL,
+            started_ms {int} NOT NULL,
+            seen_ms {int} NOT NULL
+        )",
+            "ALTER TABLE runs ADD COLUMN replica TEXT",
+        ],
+    },
 ];

@@ -88,9 +88,15 @@ fn the_example_file_loads_and_holds_every_documented_key() {
         env(&[("COUPA_BRIDGE__COUPA__CLIENT_SECRET", "sim-secret")]),
     )
     .unwrap_or_else(|e| panic!("the example loads: {e}"));
-    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+    // The example points at the simulator over plain HTTP: the switch's warning, and no other.
+    assert!(
+        matches!(&loaded.warnings[..], [w] if w.starts_with("coupa.insecure_http_simulator_only")),
+        "{:?}",
+        loaded.warnings
+    );
     let config = &loaded.config;
     assert_eq!(config.coupa.base_url, "http://127.0.0.1:8080");
+    assert!(config.coupa.insecure_http_simulator_only);
     assert_eq!(config.coupa.client_id.as_deref(), Some("coupa-bridge"));
     assert!(
         config.coupa.client_secret.is_some(),
@@ -144,6 +150,7 @@ fn config_check_prints_the_effective_config_with_secrets_redacted() {
     std::fs::write(
         &path,
         "[coupa]\nbase_url = \"http://127.0.0.1:8080\"\nclient_id = \"coupa-bridge\"\n\n\
+         insecure_http_simulator_only = true\n\
          [payments.sftp]\npassword = \"file-password-42\"\n",
     )
     .expect("write the config");
@@ -233,4 +240,192 @@ fn the_check_command_writes_to_any_writer() {
     );
     assert!(out.trim_end().ends_with("# valid, 1 warning"), "{out}");
     assert!(!out.contains(SECRET), "{out}");
+}
+
+/// Two tenants: each its own Coupa instance, state store, ERP and listen address; the client id
+/// and the rate are shared from the top level.
+const TWO_TENANTS: &str = r#"[coupa]
+client_id = "coupa-bridge"
+requests_per_second = 5
+
+[tenants.acme.coupa]
+base_url = "https://acme.coupahost.com"
+[tenants.acme.state]
+url = "sqlite://acme-state.db"
+[tenants.acme.erp]
+url = "sqlite://acme-erp.db"
+[tenants.acme.server]
+listen = "127.0.0.1:0"
+
+[tenants.globex.coupa]
+base_url = "https://globex.coupahost.com"
+burst = 4
+[tenants.globex.state]
+url = "sqlite://globex-state.db"
+[tenants.globex.erp]
+url = "sqlite://globex-erp.db"
+[tenants.globex.server]
+listen = "127.0.0.1:0"
+"#;
+
+const ACME_SECRET: &str = "acme-secret-771";
+const GLOBEX_SECRET: &str = "globex-secret-772";
+
+fn tenant_secrets() -> [(&'static str, &'static str); 2] {
+    [
+        (
+            "COUPA_BRIDGE__TENANTS__ACME__COUPA__CLIENT_SECRET",
+            ACME_SECRET,
+        ),
+        (
+            "COUPA_BRIDGE__TENANTS__GLOBEX__COUPA__CLIENT_SECRET",
+            GLOBEX_SECRET,
+        ),
+    ]
+}
+
+fn write_config(text: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let path = dir.path().join("coupa-bridge.toml");
+    std::fs::write(&path, text).expect("write the config");
+    (dir, path)
+}
+
+#[test]
+fn config_check_prints_every_tenant_under_its_heading() {
+    let (_dir, path) = write_config(TWO_TENANTS);
+    let out = check(&path, &tenant_secrets());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    for heading in [
+        "# tenant acme\n[tenants.acme]\n",
+        "# tenant globex\n[tenants.globex]\n",
+    ] {
+        assert!(stdout.contains(heading), "{heading:?} missing:\n{stdout}");
+    }
+    let acme_at = stdout.find("[tenants.acme]").expect("acme");
+    let globex_at = stdout.find("[tenants.globex]").expect("globex");
+    assert!(acme_at < globex_at, "in the file's order:\n{stdout}");
+    assert!(
+        stdout
+            .trim_end()
+            .ends_with("# valid: 2 tenants (acme, globex)"),
+        "{stdout}"
+    );
+    // Each tenant's values, with where they came from; the printout stays TOML.
+    let globex = &stdout[globex_at..];
+    assert!(
+        globex.contains("coupa.base_url = \"https://globex.coupahost.com\""),
+        "{globex}"
+    );
+    assert!(globex.contains("(tenants.globex.coupa.burst)"), "{globex}");
+    assert!(
+        globex.contains("# from env COUPA_BRIDGE__TENANTS__GLOBEX__COUPA__CLIENT_SECRET"),
+        "{globex}"
+    );
+    let reparsed: toml::Table = toml::from_str(&stdout).expect("the printout is TOML");
+    let burst = |name: &str| reparsed["tenants"][name]["coupa"]["burst"].as_integer();
+    assert_eq!(burst("acme"), Some(10));
+    assert_eq!(burst("globex"), Some(4));
+    for secret in [ACME_SECRET, GLOBEX_SECRET] {
+        assert!(!stdout.contains(secret), "{secret} in stdout:\n{stdout}");
+        assert!(!stderr.contains(secret), "{secret} in stderr:\n{stderr}");
+    }
+
+    // --tenant prints that tenant alone.
+    let out = Command::new(env!("CARGO_BIN_EXE_coupa-bridge"))
+        .args(["config", "check", "--tenant", "globex", "--config"])
+        .arg(&path)
+        .env_clear()
+        .envs(tenant_secrets())
+        .output()
+        .expect("the binary runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains(", tenant globex\n"), "{stdout}");
+    assert!(
+        stdout.contains("coupa.base_url = \"https://globex.coupahost.com\""),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("acme.coupahost.com"), "{stdout}");
+}
+
+#[test]
+fn config_check_exits_2_when_one_tenant_is_invalid_naming_its_key_and_line() {
+    let text = TWO_TENANTS.replace("burst = 4", "burst = \"four\"");
+    let line = text
+        .lines()
+        .position(|l| l == "burst = \"four\"")
+        .expect("the bad line")
+        + 1;
+    let (_dir, path) = write_config(&text);
+    let out = check(&path, &tenant_secrets());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "stderr:\n{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "coupa-bridge.toml:{line}: tenants.globex.coupa.burst: expected an integer"
+        )),
+        "{stderr}"
+    );
+    assert!(
+        out.stdout.is_empty(),
+        "nothing on stdout for an invalid config"
+    );
+
+    // A tenant without its secret: the tenant's key path names it.
+    let (_dir, path) = write_config(TWO_TENANTS);
+    let out = check(&path, &tenant_secrets()[..1]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "stderr:\n{stderr}");
+    assert!(
+        stderr.contains("tenants.globex.coupa.client_secret: required"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(ACME_SECRET), "{stderr}");
+}
+
+#[test]
+fn sync_with_an_unknown_tenant_exits_2_naming_the_tenants() {
+    let (dir, path) = write_config(TWO_TENANTS);
+    let run = |tenant: Option<&str>| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_coupa-bridge"));
+        cmd.args(["sync", "invoices", "--config"]).arg(&path);
+        if let Some(tenant) = tenant {
+            cmd.args(["--tenant", tenant]);
+        }
+        cmd.env_clear()
+            .envs(tenant_secrets())
+            .output()
+            .expect("the binary runs")
+    };
+    let out = run(Some("nosuch"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "stderr:\n{stderr}");
+    assert!(
+        stderr.contains("no tenant `nosuch`: this file configures tenants acme, globex"),
+        "{stderr}"
+    );
+    let out = run(None);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "stderr:\n{stderr}");
+    assert!(
+        stderr.contains("this file configures tenants acme, globex: choose one with --tenant"),
+        "{stderr}"
+    );
+    for secret in [ACME_SECRET, GLOBEX_SECRET] {
+        assert!(!stderr.contains(secret), "{stderr}");
+    }
+    // Nothing was opened: no state store or ERP file was created.
+    let created: Vec<_> = std::fs::read_dir(dir.path())
+        .expect("the temp dir")
+        .filter_map(|e| e.ok().map(|e| e.file_name()))
+        .filter(|name| name != "coupa-bridge.toml")
+        .collect();
+    assert!(created.is_empty(), "{created:?}");
 }

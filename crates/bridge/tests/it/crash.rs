@@ -80,6 +80,7 @@ impl World {
             &path,
             format!(
                 "[coupa]\nbase_url = \"{}\"\nclient_id = \"coupa-bridge\"\n\
+                 insecure_http_simulator_only = true\n\
                  requests_per_second = {rate}\nburst = {burst}\n\n\
                  [state]\nurl = \"{}\"\n\n[erp]\nkind = \"sql\"\nurl = \"{}\"\n\n{sections}",
                 self.sim.base_url(),

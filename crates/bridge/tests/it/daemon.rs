@@ -67,6 +67,7 @@ impl World {
     pub fn config(&self) -> Config {
         let mut config = Config::default();
         config.coupa.base_url = self.sim.base_url();
+        config.coupa.insecure_http_simulator_only = true;
         config.coupa.client_id = Some(DEFAULT_CLIENT_ID.into());
         config.coupa.client_secret = Some(SecretString::from(DEFAULT_CLIENT_SECRET));
         config.coupa.requests_per_second = 2_000.0;
@@ -88,6 +89,7 @@ impl World {
             &path,
             format!(
                 "[coupa]\nbase_url = \"{}\"\nclient_id = \"{DEFAULT_CLIENT_ID}\"\n\
+                 insecure_http_simulator_only = true\n\
                  requests_per_second = 2000\nburst = 200\n\n\
                  [state]\nurl = \"{}\"\n\n[erp]\nkind = \"sql\"\nurl = \"{}\"\n\n{sections}",
                 self.sim.base_url(),

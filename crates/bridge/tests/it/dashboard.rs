@@ -89,6 +89,7 @@ struct World {
 fn config(sim: &SimHandle, dir: &std::path::Path) -> Config {
     let mut config = Config::default();
     config.coupa.base_url = sim.base_url();
+    config.coupa.insecure_http_simulator_only = true;
     config.coupa.client_id = Some(DEFAULT_CLIENT_ID.into());
     config.coupa.client_secret = Some(SecretString::from(DEFAULT_CLIENT_SECRET));
     config.state.url = sqlite_url(&dir.join("state.db"));

@@ -13,6 +13,8 @@ mod notify;
 mod pay_export;
 mod payment_push;
 mod pg;
+mod security;
+mod replicas;
 mod server;
 mod sftp;
 mod store;

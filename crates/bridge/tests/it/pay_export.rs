@@ -1101,6 +1101,7 @@ fn sync_pay(h: &Harness, format: Format) -> std::process::Command {
         &config,
         format!(
             "[coupa]\nbase_url = \"{}\"\nclient_id = \"coupa-bridge\"\nformat = \"{}\"\n\
+             insecure_http_simulator_only = true\n\
              requests_per_second = 2000\nburst = 200\n\n\
              [state]\nurl = \"{}\"\n\n[erp]\nkind = \"sql\"\nurl = \"{}\"\n",
             h.sim.base_url(),

@@ -42,6 +42,7 @@ async fn spawn_app(token: Option<&str>, sim_config: SimConfig) -> App {
     let sim = coupa_sim::spawn(sim_config).await.expect("simulator");
     let mut config = Config::default();
     config.coupa.base_url = sim.base_url();
+    config.coupa.insecure_http_simulator_only = true;
     config.coupa.client_id = Some(DEFAULT_CLIENT_ID.into());
     config.coupa.client_secret = Some(SecretString::from(DEFAULT_CLIENT_SECRET));
     config.state.url = sqlite_url(&dir.path().join("state.db"));

@@ -27,7 +27,7 @@ use crate::paging::{Item, Pager, RecordError};
 use crate::query::Query;
 use crate::rate::{Governor, RateConfig};
 use crate::retry::RetryPolicy;
-use crate::transport::{Caller, HttpSettings, Request, Response, Transport};
+use crate::transport::{Caller, HttpSettings, Limits, Request, Response, Transport};
 use crate::wire::{self, Format};
 
 /// Everything a client needs to talk to one Coupa instance.
@@ -41,7 +41,17 @@ pub struct ClientConfig {
     pub rate: Option<RateConfig>,
     pub retry: RetryPolicy,
     pub http: HttpSettings,
+    /// Accept a plain `http://` base URL: for the Coupa simulator only (the connector's
+    /// `coupa.insecure_http_simulator_only`). Off (the default), the client speaks HTTPS only,
+    /// redirects included. Certificate verification is on either way: no setting turns it off.
+    pub insecure_http_simulator_only: bool,
+    /// The largest response body read, in bytes ([`DEFAULT_MAX_RESPONSE_BYTES`] by default). A
+    /// larger answer is refused, whatever its `Content-Length` says, and not asked for again.
+    pub max_response_bytes: usize,
 }
+
+/// 64 MiB: far above any page of 50 Coupa records, far below what exhausts the process.
+pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
 
 impl ClientConfig {
     pub fn new(base_url: impl Into<String>, credentials: Credentials) -> Self {
@@ -52,6 +62,8 @@ impl ClientConfig {
             rate: Some(RateConfig::default()),
             retry: RetryPolicy::default(),
             http: HttpSettings::default(),
+            insecure_http_simulator_only: false,
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
         }
     }
 }
@@ -76,14 +88,27 @@ impl Client {
     pub fn new(config: ClientConfig, observer: Arc<dyn Observer>) -> Result<Self, Error> {
         let base = config.base_url.trim().trim_end_matches('/').to_owned();
         let base = base.strip_suffix("/api").unwrap_or(&base).to_owned();
-        if !(base.starts_with("https://") || base.starts_with("http://")) || base.len() < 10 {
-            return Err(Error::new(
-                "",
-                "",
-                ErrorKind::Invalid(format!(
-                    "base URL '{base}' must start with https:// (e.g. https://acme.coupahost.com)"
-                )),
-            ));
+        let invalid = |message: String| Error::new("", "", ErrorKind::Invalid(message));
+        let https = base.starts_with("https://") && base.len() > "https://".len();
+        let http = base.starts_with("http://") && base.len() > "http://".len();
+        if http && !config.insecure_http_simulator_only {
+            return Err(invalid(format!(
+                "base URL '{base}' is plain http://: Coupa is reached over https:// only. \
+                 insecure_http_simulator_only (coupa.insecure_http_simulator_only in the \
+                 connector's config) accepts http:// and is for the simulator only"
+            )));
+        }
+        if !(https || http) {
+            return Err(invalid(format!(
+                "base URL '{base}' must start with https:// (e.g. https://acme.coupahost.com)"
+            )));
+        }
+        if config.insecure_http_simulator_only {
+            tracing::warn!(
+                base_url = %base,
+                "coupa.insecure_http_simulator_only is on: plain HTTP is accepted, without TLS; \
+                 this is for the Coupa simulator only, never for a real Coupa instance"
+            );
         }
         let auth = Auth::new(config.credentials, &base);
         let governor = config.rate.map_or_else(Governor::unlimited, Governor::new);
@@ -94,6 +119,12 @@ impl Client {
             governor,
             config.retry,
             &config.http,
+            Limits {
+                // Only an accepted http:// base lifts it: an https:// instance stays HTTPS-only
+                // even with the simulator switch on.
+                https_only: https,
+                max_response_bytes: config.max_response_bytes,
+            },
             observer,
         )?;
         Ok(Client {

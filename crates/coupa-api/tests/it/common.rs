@@ -45,6 +45,7 @@ pub fn quick_retries() -> RetryPolicy {
 
 pub fn config(sim: &SimHandle, format: Format) -> ClientConfig {
     let mut c = ClientConfig::new(sim.base_url(), oauth());
+    c.insecure_http_simulator_only = true;
     c.format = format;
     c.rate = None;
     c.retry = quick_retries();

@@ -4,6 +4,7 @@
 mod auth;
 mod common;
 mod fixtures;
+mod limits;
 mod operations;
 mod paging;
 mod resilience;

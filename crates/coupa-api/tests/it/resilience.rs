@@ -304,6 +304,7 @@ async fn nothing_listening_is_a_retryable_transport_error() {
     };
     let mut c =
         coupa_api::ClientConfig::new(format!("http://127.0.0.1:{port}"), crate::common::oauth());
+    c.insecure_http_simulator_only = true;
     c.retry = crate::common::quick_retries();
     c.rate = None;
     let (client, recorder) = crate::common::client(c);

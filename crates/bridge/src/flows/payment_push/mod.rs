@@ -298,6 +298,9 @@ impl Pass<'_> {
                 Err(why) => out.fail(p.id, why, None),
             }
         }
+        // Payment writes are not journaled one by one (Coupa's invoice is compared instead), so
+        // the lease is checked here, after the comparison's read and before any write.
+        self.flow.store.check_lease().await?;
         match sftp {
             Some(target) if self.settings().transport == PaymentTransport::Csv => {
                 let rows = self.csv_rows(per_invoice, &mut out);
