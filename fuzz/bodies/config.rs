@@ -63,11 +63,14 @@ pub fn planted_in_env(text: &str, env: &[(String, String)]) -> Vec<String> {
                 .collect::<Vec<_>>()
                 .join(".");
             let value = value.trim();
-            let secret = SECRET_KEYS.iter().any(|k| key == *k || key.ends_with(&format!(".{k}")));
+            let secret = SECRET_KEYS
+                .iter()
+                .any(|k| key == *k || key.ends_with(&format!(".{k}")));
             let alone = !text.contains(value)
-                && env.iter().enumerate().all(|(j, (n, v))| {
-                    !n.contains(value) && (i == j || !v.contains(value))
-                });
+                && env
+                    .iter()
+                    .enumerate()
+                    .all(|(j, (n, v))| !n.contains(value) && (i == j || !v.contains(value)));
             (secret && value.starts_with(MARKER) && value.len() >= MARKER.len() + 4 && alone)
                 .then(|| value.to_owned())
         })
@@ -88,7 +91,10 @@ pub fn check(text: &str, env: &[(String, String)], secrets: &[String]) {
     };
     for secret in secrets {
         for out in &outputs {
-            assert!(!out.contains(secret.as_str()), "secret {secret:?} shown:\n{out}");
+            assert!(
+                !out.contains(secret.as_str()),
+                "secret {secret:?} shown:\n{out}"
+            );
         }
     }
 }

@@ -75,12 +75,18 @@ pub fn run(data: &[u8]) {
             .get("result-text")
             .and_then(Value::as_str)
             .unwrap_or_default();
-        assert!(!result.is_empty(), "a load without a result text: {record:?}");
+        assert!(
+            !result.is_empty(),
+            "a load without a result text: {record:?}"
+        );
         match status {
             Some("done") => {}
             Some("failed") => {
                 let after: Vec<Object> = db.invoices.rows().cloned().collect();
-                assert!(after == before, "a rejected file changed invoices: {result}");
+                assert!(
+                    after == before,
+                    "a rejected file changed invoices: {result}"
+                );
             }
             other => panic!("load status {other:?}: {record:?}"),
         }

@@ -207,7 +207,10 @@ fn text(o: &Object, key: &str) -> Option<String> {
 pub fn check(rows: &[Row]) {
     let mut rows = rows.to_vec();
     for row in &rows {
-        assert!(in_contract(row), "a generated row is outside the contract: {row:?}");
+        assert!(
+            in_contract(row),
+            "a generated row is outside the contract: {row:?}"
+        );
     }
     let db = invoices_for(&mut rows);
     with_instance(db, |state| {
@@ -260,7 +263,10 @@ fn check_row(db: &coupa_sim::Db, row: &Row) {
         assert_eq!(text(got, "notes"), as_read(&csv_file_note(p)), "{row:?}");
         assert_eq!(on_date(got.get("payment-date")), Some(date), "{row:?}");
     } else {
-        assert!(payments.is_empty(), "row {row:?} gave payments {payments:?}");
+        assert!(
+            payments.is_empty(),
+            "row {row:?} gave payments {payments:?}"
+        );
     }
     match &row.paid_note {
         Some(note) => {

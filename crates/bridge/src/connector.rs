@@ -54,8 +54,10 @@ impl Connector {
         let (call_log, call_log_task) = CallLog::spawn(store.clone());
         let metrics = Arc::new(Metrics::default());
         let observers: Vec<Arc<dyn Observer>> = vec![Arc::new(call_log), metrics.clone()];
-        let client =
-            Client::new(client_config(&config), Arc::new(observers)).context("Coupa client")?;
+        // Writes to Coupa check the lease first (a no-op unless a replica holds one).
+        let client = Client::new(client_config(&config), Arc::new(observers))
+            .context("Coupa client")?
+            .with_write_gate(Arc::new(store.clone()));
         let notifier = Notifier::new(&config.notify, store.clone());
         Ok(Connector {
             config: Arc::new(config),

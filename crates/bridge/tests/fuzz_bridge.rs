@@ -32,14 +32,19 @@ fn payment_csv_corpus_replays() {
 // Configuration
 
 fn example() -> toml::Table {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../coupa-bridge.example.toml");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../coupa-bridge.example.toml"
+    );
     let text = std::fs::read_to_string(path).expect("the example config");
     text.parse().expect("the example parses")
 }
 
 /// A key of the schema, a tenant's key, or one that does not exist.
 fn key_path() -> impl Strategy<Value = String> {
-    let known: Vec<String> = coupa_bridge::config::key_paths().map(str::to_owned).collect();
+    let known: Vec<String> = coupa_bridge::config::key_paths()
+        .map(str::to_owned)
+        .collect();
     prop_oneof![
         8 => select(known.clone()),
         1 => select(known).prop_map(|k| format!("tenants.acme.{k}")),
@@ -51,16 +56,48 @@ fn key_path() -> impl Strategy<Value = String> {
 fn toml_value() -> impl Strategy<Value = toml::Value> {
     use toml::Value as V;
     let string = select(vec![
-        "", "x", "json", "xml", "csv", "api", "sql", "runs", "starttls", "0 * * * *", "bogus cron",
-        "http://127.0.0.1:8080", "https://user:pw@example.com/", "sqlite://x.db", "postgres://db/x",
-        "127.0.0.1:0", "ssh-ed25519 AAAA", "/Incoming", "../relative", "ümlaut 💶",
+        "",
+        "x",
+        "json",
+        "xml",
+        "csv",
+        "api",
+        "sql",
+        "runs",
+        "starttls",
+        "0 * * * *",
+        "bogus cron",
+        "http://127.0.0.1:8080",
+        "https://user:pw@example.com/",
+        "sqlite://x.db",
+        "postgres://db/x",
+        "127.0.0.1:0",
+        "ssh-ed25519 AAAA",
+        "/Incoming",
+        "../relative",
+        "ümlaut 💶",
     ])
     .prop_map(|s| V::String(s.to_owned()));
-    let integer = select(vec![0i64, 1, -1, 2, 60, 65_535, 65_536, 86_401, i64::MAX, i64::MIN])
-        .prop_map(V::Integer);
-    let float = select(vec![0.0, -1.5, 0.5, 20.0, 1e308, f64::INFINITY, f64::NAN]).prop_map(V::Float);
-    let list = proptest::collection::vec(select(vec!["a", "approved", "", "core.invoice.read"]), 0..3)
-        .prop_map(|items| V::Array(items.into_iter().map(|s| V::String(s.to_owned())).collect()));
+    let integer = select(vec![
+        0i64,
+        1,
+        -1,
+        2,
+        60,
+        65_535,
+        65_536,
+        86_401,
+        i64::MAX,
+        i64::MIN,
+    ])
+    .prop_map(V::Integer);
+    let float =
+        select(vec![0.0, -1.5, 0.5, 20.0, 1e308, f64::INFINITY, f64::NAN]).prop_map(V::Float);
+    let list =
+        proptest::collection::vec(select(vec!["a", "approved", "", "core.invoice.read"]), 0..3)
+            .prop_map(|items| {
+                V::Array(items.into_iter().map(|s| V::String(s.to_owned())).collect())
+            });
     prop_oneof![
         4 => string,
         2 => integer,
@@ -84,7 +121,9 @@ fn set(table: &mut toml::Table, path: &str, value: toml::Value) {
         if !entry.is_table() {
             *entry = toml::Value::Table(toml::Table::new());
         }
-        let toml::Value::Table(next) = entry else { return };
+        let toml::Value::Table(next) = entry else {
+            return;
+        };
         node = next;
     }
     node.insert(last.to_owned(), value);
@@ -95,7 +134,9 @@ fn remove(table: &mut toml::Table, path: &str) {
     let Some(last) = parts.pop() else { return };
     let mut node = table;
     for part in parts {
-        let Some(toml::Value::Table(next)) = node.get_mut(part) else { return };
+        let Some(toml::Value::Table(next)) = node.get_mut(part) else {
+            return;
+        };
         node = next;
     }
     node.remove(last);
@@ -103,8 +144,15 @@ fn remove(table: &mut toml::Table, path: &str) {
 
 /// A variable name for `path`, in the case and form an operator might write it.
 fn var_name(path: &str, lower: bool) -> String {
-    let name = format!("COUPA_BRIDGE__{}", path.replace('.', "__").to_ascii_uppercase());
-    if lower { name.to_ascii_lowercase() } else { name }
+    let name = format!(
+        "COUPA_BRIDGE__{}",
+        path.replace('.', "__").to_ascii_uppercase()
+    );
+    if lower {
+        name.to_ascii_lowercase()
+    } else {
+        name
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -127,20 +175,39 @@ fn edit() -> impl Strategy<Value = Edit> {
     ]
 }
 
-/// Where each secret key's planted value goes: nowhere, the file, or a variable.
+/// Where each secret key's planted value goes: 0 nowhere, 1 the file, 2 a variable. The
+/// credentials are the API key or the client secret, never both (that alone is refused).
 fn secret_places() -> impl Strategy<Value = Vec<u8>> {
-    proptest::collection::vec(0..3u8, config_body::SECRET_KEYS.len())
+    (
+        proptest::collection::vec(0..3u8, config_body::SECRET_KEYS.len()),
+        proptest::bool::weighted(0.2),
+        1..3u8,
+    )
+        .prop_map(|(mut places, api_key, credential)| {
+            for (place, key) in places.iter_mut().zip(config_body::SECRET_KEYS) {
+                match *key {
+                    "coupa.api_key" => *place = if api_key { credential } else { 0 },
+                    "coupa.client_secret" => *place = if api_key { 0 } else { credential },
+                    _ => {}
+                }
+            }
+            places
+        })
 }
 
 fn config_input() -> impl Strategy<Value = (String, Vec<(String, String)>, Vec<String>)> {
     (
-        any::<bool>(),
-        proptest::collection::vec(edit(), 0..6),
+        proptest::bool::weighted(0.85),
+        proptest::collection::vec(edit(), 0..4),
         secret_places(),
         "[a-z0-9]{6}",
     )
         .prop_map(|(from_example, edits, places, salt)| {
-            let mut table = if from_example { example() } else { toml::Table::new() };
+            let mut table = if from_example {
+                example()
+            } else {
+                toml::Table::new()
+            };
             let mut env = Vec::new();
             for e in edits {
                 match e {
@@ -156,6 +223,9 @@ fn config_input() -> impl Strategy<Value = (String, Vec<(String, String)>, Vec<S
                     1 => set(&mut table, key, toml::Value::String(secret.clone())),
                     2 => env.push((var_name(key, i % 2 == 0), secret.clone())),
                     _ => continue,
+                }
+                if *key == "coupa.api_key" {
+                    remove(&mut table, "coupa.client_id");
                 }
                 secrets.push(secret);
             }
@@ -175,11 +245,38 @@ proptest! {
     }
 }
 
+/// The generated configurations reach both the loaded and the refused path (a loaded one is
+/// where rendering and `Debug` are checked for secrets).
+#[test]
+fn generated_configs_both_load_and_fail() {
+    use proptest::strategy::ValueTree;
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    let n = 200;
+    let loaded = (0..n)
+        .filter(|_| {
+            let (text, env, _) = config_input()
+                .new_tree(&mut runner)
+                .expect("a generated config")
+                .current();
+            coupa_bridge::config::Config::load_str(&text, config_body::path(), env).is_ok()
+        })
+        .count();
+    eprintln!("{loaded} of {n} generated configurations load");
+    assert!(
+        loaded * 10 >= n && loaded * 10 <= n * 9,
+        "{loaded} of {n} load"
+    );
+}
+
 #[test]
 fn the_example_with_planted_secrets_loads_and_hides_them() {
     let mut table = example();
     let mut secrets = Vec::new();
+    // Every secret but the API key, which excludes the client secret.
     for (i, key) in config_body::SECRET_KEYS.iter().enumerate() {
+        if *key == "coupa.api_key" {
+            continue;
+        }
         let secret = format!("{}example{i}", config_body::MARKER);
         set(&mut table, key, toml::Value::String(secret.clone()));
         secrets.push(secret);
@@ -196,8 +293,8 @@ fn the_example_with_planted_secrets_loads_and_hides_them() {
 /// Characters that matter to CSV and to trimming, and multi-byte ones.
 fn chars(line_breaks: bool) -> impl Strategy<Value = char> {
     let mut pool = vec![
-        'a', 'Z', '0', '9', ' ', ',', '"', '\'', ';', '\t', '-', '/', '#', '=', '+', '@', 'é',
-        'ß', 'İ', '💶', '\u{a0}', '\u{feff}', '\u{2028}', '\u{0}',
+        'a', 'Z', '0', '9', ' ', ',', '"', '\'', ';', '\t', '-', '/', '#', '=', '+', '@', 'é', 'ß',
+        'İ', '💶', '\u{a0}', '\u{feff}', '\u{2028}', '\u{0}',
     ];
     if line_breaks {
         pool.extend(['\n', '\r']);
@@ -210,7 +307,14 @@ fn text(max: usize, line_breaks: bool) -> impl Strategy<Value = String> {
 }
 
 fn non_blank(max: usize) -> impl Strategy<Value = String> {
-    text(max, false).prop_map(|s| if s.trim().is_empty() { format!("N{s}") } else { s })
+    text(max, false)
+        .prop_map(|s| {
+            if s.trim().is_empty() {
+                format!("N{s}")
+            } else {
+                s
+            }
+        })
         .prop_map(move |s| s.chars().take(max).collect())
 }
 
@@ -227,7 +331,17 @@ fn payment_row() -> impl Strategy<Value = Row> {
         proptest::option::of(text(payment_csv_body::MAX_NOTE, true)),
     )
         .prop_map(
-            |(invoice_number, supplier_name, supplier_number, (m, scale), (y, d), check, reference, add, paid_note)| {
+            |(
+                invoice_number,
+                supplier_name,
+                supplier_number,
+                (m, scale),
+                (y, d),
+                check,
+                reference,
+                add,
+                paid_note,
+            )| {
                 let supplier_number = match (&supplier_name, supplier_number) {
                     (None, None) => Some("S-1".to_owned()),
                     (_, n) => n,

@@ -33,11 +33,14 @@ const TARGETS: &[(Option<&str>, Option<&str>)] = &[
     (Some("GET"), Some("/api/integrations")),
     (Some("GET"), Some("/api/coupa_pay/payments")),
     (Some("PUT"), Some("/api/coupa_pay/payments")),
-    (Some("GET"), Some("/api/data_file_sources")),
     (Some("POST"), Some("/oauth2/token")),
+    (None, Some("/api")),
     (None, Some("/api")),
     (None, None),
 ];
+/// Only the CSV transport reads Coupa's load records.
+const CSV_TARGETS: &[(Option<&str>, Option<&str>)] =
+    &[(Some("GET"), Some("/api/data_file_sources"))];
 
 /// Crash points of the invoice export and the Coupa Pay export (see `failpoint::hit` in the
 /// bridge), armed on some restarts.
@@ -149,13 +152,13 @@ impl Plan {
             let kind = deck.pop().unwrap_or("5xx");
             let lasts = rng.millis(600, 2_500);
             let rules = (0..rng.between(1, 3))
-                .map(|_| fault_rule(&mut rng, kind))
+                .map(|_| fault_rule(&mut rng, kind, s.transport))
                 .collect();
             events.push(Timed {
                 at,
                 event: Event::Faults { kind, rules, lasts },
             });
-            at += lasts + rng.millis(0, 1_200);
+            at += lasts + rng.millis(0, 800);
         }
 
         // SIGKILLs.
@@ -222,7 +225,7 @@ impl Plan {
     }
 }
 
-fn fault_rule(rng: &mut SplitMix, kind: &str) -> FaultRule {
+fn fault_rule(rng: &mut SplitMix, kind: &str, transport: Transport) -> FaultRule {
     let fault = match kind {
         "5xx" => FaultKind::Status {
             status: *rng.pick(&[500u16, 502, 503, 504]).unwrap_or(&503),
@@ -238,7 +241,11 @@ fn fault_rule(rng: &mut SplitMix, kind: &str) -> FaultRule {
             millis: rng.between(200, 1_500),
         },
     };
-    let (method, path) = *rng.pick(TARGETS).unwrap_or(&(None, None));
+    let targets: Vec<_> = match transport {
+        Transport::Api => TARGETS.to_vec(),
+        Transport::Csv => TARGETS.iter().chain(CSV_TARGETS).copied().collect(),
+    };
+    let (method, path) = *rng.pick(&targets).unwrap_or(&(None, None));
     // Token expiry by share would expire every token all the time: by count only.
     let by_count = matches!(fault, FaultKind::ExpireTokens) || rng.chance(0.5);
     let (count, rate) = if by_count {

@@ -220,9 +220,11 @@ impl Pool {
         w.child = None;
         let armed = w.armed.take();
         let delay = if status.signal() == Some(SIGABRT) && armed.is_some() {
-            if armed.as_deref().is_some_and(|a| {
-                a.contains(crate::harness::SABOTAGE_FAILPOINT) && self.arm_every_start.is_some()
-            }) {
+            // A sabotaged run arms no other failpoint (see `PlanSettings::failpoints`).
+            if armed
+                .as_deref()
+                .is_some_and(|a| a.contains(crate::harness::SABOTAGE_FAILPOINT))
+            {
                 self.tally.sabotage_crashes += 1;
             } else {
                 self.tally.failpoint_crashes += 1;

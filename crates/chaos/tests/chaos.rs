@@ -58,7 +58,10 @@ fn assert_clean(code: i32, f: &Value) {
         "zero violations expected"
     );
     assert_eq!(code, 0);
-    assert_eq!(f["sabotage_compiled"], true, "cargo test builds the sabotage in");
+    assert_eq!(
+        f["sabotage_compiled"], true,
+        "cargo test builds the sabotage in"
+    );
     assert_eq!(f["sabotage"], Value::Null);
     let eligible = n(f, "/invoices/eligible");
     assert!(eligible > 100, "{eligible} eligible invoices");
@@ -146,8 +149,10 @@ fn a_connector_that_acknowledges_before_the_effect_is_caught() {
     assert_eq!(f["sabotage"], "ack-before-effect");
     assert!(n(&f, "/sabotage_crashes") >= 1);
     assert!(
-        found.iter().any(|v| v.starts_with("invoice-acked-without-effect:")
-            && v.contains("exported in Coupa but is not in the ERP")),
+        found
+            .iter()
+            .any(|v| v.starts_with("invoice-acked-without-effect:")
+                && v.contains("exported in Coupa but is not in the ERP")),
         "{found:#?}"
     );
     // Only what the sabotage breaks: no payment or Coupa Pay violation.

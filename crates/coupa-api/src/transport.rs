@@ -226,6 +226,13 @@ impl Transport {
         let mut reminted = false;
         loop {
             let waited = self.governor.acquire().await;
+            if req.method != Method::GET
+                && let Some(gate) = &caller.gate
+            {
+                gate.check()
+                    .await
+                    .map_err(|why| fail(ErrorKind::Transport(format!("not sent: {why}"))))?;
+            }
             let header = self.auth_header(caller).await?;
             let started = Instant::now();
             let answer = self.attempt(&req.method, &url, &header, body.clone()).await;
@@ -446,6 +453,16 @@ impl Transport {
 pub(crate) struct Caller {
     pub context: Arc<CallContext>,
     pub calls: Arc<AtomicU64>,
+    pub gate: Option<Arc<dyn WriteGate>>,
+}
+
+/// Asked just before each request that changes something in Coupa (any method but GET) is
+/// sent, after the rate governor's wait: an `Err` (saying why) keeps it unsent, and the call
+/// fails as a transport error, to be tried again later. The connector's gate checks that its
+/// replica still holds the lease, so a replica that froze while waiting to send does not write
+/// after another has taken over.
+pub trait WriteGate: Send + Sync + std::fmt::Debug {
+    fn check(&self) -> std::pin::Pin<Box<dyn Future<Output = Result<(), String>> + Send + '_>>;
 }
 
 impl Transport {
@@ -559,7 +576,7 @@ async fn read_answer(sent: Result<reqwest::Response, reqwest::Error>, limit: usi
 /// rustls says "invalid peer certificate: UnknownIssuer", "... NotValidForName", "received
 /// fatal alert: BadCertificate": a TLS failure that names the certificate.
 fn is_certificate_error(description: &str) -> bool {
-    description.is_empty() && description.to_ascii_lowercase().contains("certificate")
+    description.to_ascii_lowercase().contains("certificate")
 }
 
 fn classify(e: &reqwest::Error) -> Outcome {

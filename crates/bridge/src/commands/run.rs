@@ -39,7 +39,10 @@ pub struct RunArgs {
 
 pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let tenants = Config::load_tenants(&args.config, crate::config::process_env())?;
-    let named = tenants.len() > 1;
+    let named = tenants.len() > 1
+        || tenants
+            .iter()
+            .any(|t| t.name != crate::config::DEFAULT_TENANT);
     // Each tenant's server is bound before anything else starts, so a taken port fails fast
     // and says which.
     let mut prepared = Vec::new();

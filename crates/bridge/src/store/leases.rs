@@ -292,6 +292,16 @@ impl Store {
     }
 }
 
+/// The Coupa client asks the store before each write it sends: under a fence, the lease must
+/// still be this replica's.
+impl coupa_api::client::WriteGate for Store {
+    fn check(
+        &self,
+    ) -> std::pin::Pin<Box<dyn Future<Output = Result<(), String>> + Send + '_>> {
+        Box::pin(async move { self.check_lease().await.map_err(|e| e.to_string()) })
+    }
+}
+
 fn millis(d: Duration) -> i64 {
     to_i64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }

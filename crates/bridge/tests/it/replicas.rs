@@ -311,6 +311,14 @@ async fn replicas(count: usize, invoices: usize, seed: u64, outage: Outage) {
 
     // Every invoice once.
     let rows = erp.invoices().await.expect("erp rows");
+    let synced = erp
+        .payments_with_status("synced", 100_000)
+        .await
+        .expect("synced");
+    let failed = erp
+        .payments_with_status("failed", 100_000)
+        .await
+        .expect("failed");
     let mut by_coupa: BTreeMap<i64, usize> = BTreeMap::new();
     for r in &rows {
         *by_coupa.entry(r.coupa_invoice_id).or_default() += 1;
@@ -339,14 +347,6 @@ async fn replicas(count: usize, invoices: usize, seed: u64, outage: Outage) {
         );
     }
     // Every payment once on its invoice.
-    let synced = erp
-        .payments_with_status("synced", 100_000)
-        .await
-        .expect("synced");
-    let failed = erp
-        .payments_with_status("failed", 100_000)
-        .await
-        .expect("failed");
     // erp_payments_for adds two payments for invoices Coupa does not have: they fail, once.
     assert_eq!(
         synced.len() + failed.len(),

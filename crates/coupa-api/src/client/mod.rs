@@ -28,6 +28,7 @@ use crate::query::Query;
 use crate::rate::{Governor, RateConfig};
 use crate::retry::RetryPolicy;
 use crate::transport::{Caller, HttpSettings, Limits, Request, Response, Transport};
+pub use crate::transport::WriteGate;
 use crate::wire::{self, Format};
 
 /// Everything a client needs to talk to one Coupa instance.
@@ -141,6 +142,20 @@ impl Client {
             caller: Caller {
                 context: Arc::new(context),
                 calls: self.caller.calls.clone(),
+                gate: self.caller.gate.clone(),
+            },
+        }
+    }
+
+    /// A handle (and the handles derived from it) whose writes pass `gate` first, just before
+    /// they are sent.
+    pub fn with_write_gate(&self, gate: Arc<dyn WriteGate>) -> Client {
+        Client {
+            transport: self.transport.clone(),
+            caller: Caller {
+                context: self.caller.context.clone(),
+                calls: self.caller.calls.clone(),
+                gate: Some(gate),
             },
         }
     }
@@ -153,6 +168,7 @@ impl Client {
             caller: Caller {
                 context: Arc::new(context),
                 calls: Arc::default(),
+                gate: self.caller.gate.clone(),
             },
         }
     }

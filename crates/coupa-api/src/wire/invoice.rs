@@ -92,9 +92,14 @@ impl Invoice {
         self.supplier.as_ref()?.number.as_deref()
     }
 
-    /// Σ `amount-paid` over the invoice's payments (zero without payments).
+    /// Σ `amount-paid` over the invoice's payments (zero without payments). A sum beyond
+    /// `Decimal`'s range (about 7.9e28, which no real invoice reaches) saturates instead of
+    /// panicking on what Coupa sent.
     pub fn amount_paid(&self) -> Decimal {
-        self.payments.iter().filter_map(|p| p.amount_paid).sum()
+        self.payments
+            .iter()
+            .filter_map(|p| p.amount_paid)
+            .fold(Decimal::ZERO, Decimal::saturating_add)
     }
 }
 
