@@ -295,9 +295,7 @@ impl Store {
 /// The Coupa client asks the store before each write it sends: under a fence, the lease must
 /// still be this replica's.
 impl coupa_api::client::WriteGate for Store {
-    fn check(
-        &self,
-    ) -> std::pin::Pin<Box<dyn Future<Output = Result<(), String>> + Send + '_>> {
+    fn check(&self) -> std::pin::Pin<Box<dyn Future<Output = Result<(), String>> + Send + '_>> {
         Box::pin(async move { self.check_lease().await.map_err(|e| e.to_string()) })
     }
 }

@@ -416,3 +416,95 @@ async fn replicas(count: usize, invoices: usize, seed: u64, outage: Outage) {
         started.elapsed().as_secs_f64()
     );
 }
+
+/// Two Coupa instances in one config, two replicas: each replica runs one tenant; when one
+/// stops, the other runs both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tenants_spread_over_replicas_and_gather_when_one_stops() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut sims = Vec::new();
+    let mut tenants = String::new();
+    for (i, name) in ["acme", "globex"].into_iter().enumerate() {
+        let sim = coupa_sim::spawn(SimConfig {
+            seed: 40 + i as u64,
+            invoices: 60,
+            pay_payments: 0,
+            ..SimConfig::default()
+        })
+        .await
+        .expect("simulator");
+        let erp_url =
+            coupa_bridge::commands::demo::sqlite_url(&dir.path().join(format!("{name}-erp.db")));
+        let erp = SqlErp::connect(&erp_url).await.expect("erp");
+        seed_erp_from_sim(&erp, &sim).await.expect("master data");
+        tenants.push_str(&format!(
+            "[tenants.{name}.coupa]\nbase_url = \"{}\"\n\
+             [tenants.{name}.state]\nurl = \"sqlite://{name}-state.db\"\n\
+             [tenants.{name}.erp]\nurl = \"sqlite://{name}-erp.db\"\n\n",
+            sim.base_url()
+        ));
+        sims.push((name, sim));
+    }
+    let config = dir.path().join("coupa-bridge.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[coupa]\nclient_id = \"coupa-bridge\"\ninsecure_http_simulator_only = true\n\n\
+             [state]\nlease_secs = 2\n\n\
+             [schedule]\ninvoices = \"* * * * * *\"\npayments = \"\"\npay_payments = \"\"\n\n\
+             [server]\nlisten = \"127.0.0.1:0\"\n\n{tenants}"
+        ),
+    )
+    .expect("config");
+    let stores = [
+        Store::connect(&coupa_bridge::commands::demo::sqlite_url(
+            &dir.path().join("acme-state.db"),
+        ))
+        .await
+        .expect("acme store"),
+        Store::connect(&coupa_bridge::commands::demo::sqlite_url(
+            &dir.path().join("globex-state.db"),
+        ))
+        .await
+        .expect("globex store"),
+    ];
+    let mut running: Vec<Replica> = (0..2)
+        .map(|i| start(&config, &dir.path().join(format!("replica-{i}.log"))))
+        .collect();
+    let holders = |want_distinct: bool| {
+        let stores = &stores;
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                let mut hs = Vec::new();
+                for s in stores {
+                    hs.push(holder(s).await.map(|(h, _)| h));
+                }
+                if let [Some(a), Some(b)] = &hs[..]
+                    && (a != b) == want_distinct
+                {
+                    return (a.clone(), b.clone());
+                }
+                assert!(Instant::now() < deadline, "holders stay {hs:?}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    let (a, b) = holders(true).await;
+    assert_ne!(a, b, "one tenant per replica");
+    for (name, sim) in &sims {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !crate::invoice_export::eligible(sim).is_empty() {
+            assert!(Instant::now() < deadline, "{name}'s invoices not exported");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    // One replica stops gracefully: the other gathers both tenants.
+    let gone = running.remove(0);
+    signal(&gone.child, "TERM");
+    let (a2, b2) = holders(false).await;
+    assert_eq!(a2, b2, "one replica holds both");
+    let pid = a2.split(':').nth(2).and_then(|p| p.parse::<u32>().ok());
+    assert_eq!(pid, Some(running[0].child.id()));
+    drop(gone);
+}

@@ -168,7 +168,11 @@ async fn tls_certificates_are_always_verified() {
             "{host}, switch {switch}: {text}"
         );
         assert!(!text.contains(CLIENT_SECRET), "{text}");
-        assert_eq!(err.class(), ErrorClass::Retryable, "a transport failure: {text}");
+        assert_eq!(
+            err.class(),
+            ErrorClass::Retryable,
+            "a transport failure: {text}"
+        );
         assert_eq!(
             server.connections.load(Ordering::SeqCst) - before,
             1,
@@ -200,7 +204,11 @@ async fn tls_certificates_are_always_verified() {
         "the error names the certificate: {}",
         text(&sync)
     );
-    assert_no_secret(&text(&sync), &needles(&[CLIENT_SECRET]), "sync over bad TLS");
+    assert_no_secret(
+        &text(&sync),
+        &needles(&[CLIENT_SECRET]),
+        "sync over bad TLS",
+    );
     assert_eq!(server.handshakes.load(Ordering::SeqCst), 0);
 }
 
@@ -264,12 +272,11 @@ fn assert_no_secret(haystack: &str, needles: &[String], what: &str) {
 /// (`table: v1 | v2 | ...`).
 async fn dump_database(path: &Path) -> String {
     let db = Db::connect(&sqlite_url(path)).await.expect("database");
-    let tables: Vec<String> = sqlx::query_scalar(
-        "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name",
-    )
-    .fetch_all(db.pool())
-    .await
-    .expect("tables");
+    let tables: Vec<String> =
+        sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+            .fetch_all(db.pool())
+            .await
+            .expect("tables");
     assert!(!tables.is_empty(), "{} has tables", path.display());
     let mut out = String::new();
     for table in tables {
@@ -288,9 +295,9 @@ async fn dump_database(path: &Path) -> String {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {select} FROM \"{table}\""
         )))
-            .fetch_all(db.pool())
-            .await
-            .expect("rows");
+        .fetch_all(db.pool())
+        .await
+        .expect("rows");
         for row in rows {
             let values: Vec<String> = (0..columns.len())
                 .map(|i| {
@@ -356,7 +363,14 @@ fn next_number() -> usize {
 fn the_demo_at_debug_level_leaks_no_secret() {
     let data = tempfile::tempdir().expect("data folder");
     let out = Command::new(env!("CARGO_BIN_EXE_coupa-bridge"))
-        .args(["demo", "--invoices", "40", "--pay-payments", "8", "--data-dir"])
+        .args([
+            "demo",
+            "--invoices",
+            "40",
+            "--pay-payments",
+            "8",
+            "--data-dir",
+        ])
         .arg(data.path())
         .env_clear()
         .env("RUST_LOG", "debug")
@@ -370,7 +384,9 @@ fn the_demo_at_debug_level_leaks_no_secret() {
     // The secrets were used: invoices got through OAuth2, payments through SFTP.
     let stdout = String::from_utf8_lossy(&out.stdout);
     let figure = |section: &str, label: &str| -> u64 {
-        let at = stdout.find(section).unwrap_or_else(|| panic!("{section}: {stdout}"));
+        let at = stdout
+            .find(section)
+            .unwrap_or_else(|| panic!("{section}: {stdout}"));
         stdout[at..]
             .lines()
             .find_map(|l| l.trim().strip_prefix(label))
@@ -378,7 +394,10 @@ fn the_demo_at_debug_level_leaks_no_secret() {
             .and_then(|n| n.parse().ok())
             .unwrap_or_else(|| panic!("{label} in {section}: {stdout}"))
     };
-    assert!(figure("Invoice export", "posted to the ERP") > 0, "{stdout}");
+    assert!(
+        figure("Invoice export", "posted to the ERP") > 0,
+        "{stdout}"
+    );
     assert!(
         figure("Payment push (by CSV over SFTP", "added to Coupa") > 0,
         "{stdout}"
@@ -469,7 +488,10 @@ async fn dashboard_pages_and_stores_show_no_secret_or_token() {
             }
         }
     }
-    assert!(runs > 0 && documents > 0, "runs {runs}, documents {documents}");
+    assert!(
+        runs > 0 && documents > 0,
+        "runs {runs}, documents {documents}"
+    );
     for db in ["state.db", "erp.db"] {
         let rows = dump_database(&data.path().join(db)).await;
         assert_no_secret(&rows, &needles, db);
@@ -512,9 +534,16 @@ async fn failing_commands_print_no_secret() {
         let all = text(&out);
         assert!(!out.status.success(), "{all}");
         assert!(all.contains("invalid_client"), "the refused secret: {all}");
-        assert_no_secret(&all, &wrong, &format!("sync with a wrong secret (basic {basic})"));
+        assert_no_secret(
+            &all,
+            &wrong,
+            &format!("sync with a wrong secret (basic {basic})"),
+        );
         let rows = dump_database(&dir.path().join("state.db")).await;
-        assert!(rows.contains("/oauth2/token"), "the refused token call is logged");
+        assert!(
+            rows.contains("/oauth2/token"),
+            "the refused token call is logged"
+        );
         assert_no_secret(&rows, &wrong, "state store after invalid_client");
     }
 
@@ -548,7 +577,10 @@ async fn failing_commands_print_no_secret() {
     let out = bridge(&["sync", "invoices", "--config"], &config, &[]);
     let all = text(&out);
     assert!(!out.status.success(), "{all}");
-    assert!(all.contains(&format!("127.0.0.1:{closed}")), "names the host: {all}");
+    assert!(
+        all.contains(&format!("127.0.0.1:{closed}")),
+        "names the host: {all}"
+    );
     assert_no_secret(&all, &wrong, "sync with Coupa unreachable");
 
     // `config check` with bad values next to the secret, in the file and in the environment.
@@ -572,10 +604,18 @@ async fn failing_commands_print_no_secret() {
     }
     // The secret itself of the wrong type, or broken TOML on its line.
     for bad in [
-        format!("[coupa]\nbase_url = \"https://a.example\"\nclient_id = \"x\"\nclient_secret = [\"{CLIENT_SECRET}\"]\n"),
-        format!("[coupa]\nbase_url = \"https://a.example\"\nclient_id = \"x\"\nclient_secret = {CLIENT_SECRET}\n"),
-        format!("[coupa]\nbase_url = \"https://a.example\"\nclient_id = \"x\"\nclient_secret = \"{CLIENT_SECRET}\n"),
-        format!("[coupa]\nbase_url = \"https://a.example\"\nclient_id = \"x\"\nclient_secret = \"{CLIENT_SECRET}\" \"x\"\n"),
+        format!(
+            "[coupa]\nbase_url = \"https://a.example\"\nclient_id = \"x\"\nclient_secret = [\"{CLIENT_SECRET}\"]\n"
+        ),
+        format!(
+            "[coupa]\nbase_url = \"https://a.example\"\nclient_id = \"x\"\nclient_secret = {CLIENT_SECRET}\n"
+        ),
+        format!(
+            "[coupa]\nbase_url = \"https://a.example\"\nclient_id = \"x\"\nclient_secret = \"{CLIENT_SECRET}\n"
+        ),
+        format!(
+            "[coupa]\nbase_url = \"https://a.example\"\nclient_id = \"x\"\nclient_secret = \"{CLIENT_SECRET}\" \"x\"\n"
+        ),
     ] {
         let path = dir.path().join("broken.toml");
         std::fs::write(&path, &bad).expect("config");

@@ -27,8 +27,8 @@ use crate::paging::{Item, Pager, RecordError};
 use crate::query::Query;
 use crate::rate::{Governor, RateConfig};
 use crate::retry::RetryPolicy;
-use crate::transport::{Caller, HttpSettings, Limits, Request, Response, Transport};
 pub use crate::transport::WriteGate;
+use crate::transport::{Caller, HttpSettings, Limits, Request, Response, Transport};
 use crate::wire::{self, Format};
 
 /// Everything a client needs to talk to one Coupa instance.
