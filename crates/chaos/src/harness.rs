@@ -376,6 +376,7 @@ async fn drive(
         stats: &world.sim.state.stats,
         faults: &world.faults,
         activity_errors: &world.activity_errors,
+        runs: &runs,
         chaos_secs,
         settle_secs,
         began,

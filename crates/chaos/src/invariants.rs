@@ -727,7 +727,9 @@ pub fn check_run_overlaps(runs: &[RunRecord], deaths: &[DateTime<Utc>]) -> Vec<V
     let mut v = Vec::new();
     let mut deaths = deaths.to_vec();
     deaths.sort();
-    let mut by_flow: BTreeMap<&str, Vec<(DateTime<Utc>, DateTime<Utc>, i64)>> = BTreeMap::new();
+    // Per flow: (start, end, run id).
+    type Span = (DateTime<Utc>, DateTime<Utc>, i64);
+    let mut by_flow: BTreeMap<&str, Vec<Span>> = BTreeMap::new();
     for r in runs {
         let end = match r.finished_at {
             Some(end) => end,

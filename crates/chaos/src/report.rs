@@ -75,6 +75,9 @@ pub struct Figures {
     pub throttled: u64,
     pub injected_429s: u64,
     pub api_calls: u64,
+    /// State-store runs (passes) of every flow, and those a killed process left unfinished.
+    pub store_runs: usize,
+    pub store_runs_unfinished: usize,
     pub activity_errors: Vec<String>,
     pub chaos_secs: f64,
     pub settle_secs: f64,
@@ -95,6 +98,7 @@ pub struct Inputs<'a> {
     pub stats: &'a coupa_sim::stats::Stats,
     pub faults: &'a BTreeMap<String, u64>,
     pub activity_errors: &'a [String],
+    pub runs: &'a [coupa_bridge::store::RunRecord],
     pub chaos_secs: f64,
     pub settle_secs: f64,
     pub began: Instant,
@@ -184,6 +188,8 @@ impl Figures {
             throttled: i.stats.throttled(),
             injected_429s,
             api_calls: i.stats.total_calls(),
+            store_runs: i.runs.len(),
+            store_runs_unfinished: i.runs.iter().filter(|r| r.finished_at.is_none()).count(),
             activity_errors: i.activity_errors.to_vec(),
             chaos_secs: i.chaos_secs,
             settle_secs: i.settle_secs,
@@ -286,6 +292,10 @@ impl Outcome {
             f.throttled, f.injected_429s
         );
         println!("  API calls             {}", f.api_calls);
+        println!(
+            "  passes                {} runs in the state store ({} left unfinished by kills)",
+            f.store_runs, f.store_runs_unfinished
+        );
         for e in &f.activity_errors {
             println!("  activity skipped      {e}");
         }

@@ -165,6 +165,9 @@ impl Refusal {
 }
 
 impl Transport {
+    // Each is one piece of the client's configuration; a struct to carry them would only
+    // rename `ClientConfig`.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         base_url: String,
         format: Format,

@@ -327,6 +327,7 @@ async fn replicas(count: usize, invoices: usize, seed: u64, outage: Outage) {
         by_coupa.values().all(|n| *n == 1),
         "an invoice posted twice"
     );
+    let runs = store.runs(100_000).await.expect("runs");
     let db = sim.state.db.lock();
     for id in eligible.keys() {
         let inv = db.invoices.get(*id).expect("invoice");
@@ -382,7 +383,6 @@ async fn replicas(count: usize, invoices: usize, seed: u64, outage: Outage) {
     drop(db);
 
     // No duplicate work: passes of a flow never overlap, across replicas.
-    let runs = store.runs(100_000).await.expect("runs");
     let replicas_seen: BTreeSet<String> = runs.iter().filter_map(|r| r.replica.clone()).collect();
     assert!(replicas_seen.contains(&first) && replicas_seen.contains(&second));
     for flow in ["invoices", "payments"] {

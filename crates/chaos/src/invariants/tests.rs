@@ -340,14 +340,16 @@ fn coupa_pay_stale_statuses_missing_bookings_and_lost_payments_are_found() {
 
 #[test]
 fn open_integration_runs_are_found() {
-    let mut sim = SimSnapshot::default();
-    sim.integration_runs = vec![
-        Object::new().with("id", 1).with("status", "successful"),
-        Object::new()
-            .with("id", 2)
-            .with("status", "running")
-            .with("integration", Object::new().with("code", PAY_INTEGRATION)),
-    ];
+    let sim = SimSnapshot {
+        integration_runs: vec![
+            Object::new().with("id", 1).with("status", "successful"),
+            Object::new()
+                .with("id", 2)
+                .with("status", "running")
+                .with("integration", Object::new().with("code", PAY_INTEGRATION)),
+        ],
+        ..SimSnapshot::default()
+    };
     let v = check_integration_runs(&sim);
     assert_eq!(invariants(&v), ["integration-run-open"]);
     assert!(v[0].detail.contains("run 2 of ERP-COUPA-PAY"), "{}", v[0]);
