@@ -7,7 +7,7 @@ pub mod payment_push;
 
 use coupa_api::client::NewIntegration;
 use coupa_api::query::{Fields, Query};
-use coupa_api::{Client, ErrorClass};
+use coupa_api::{Client, ErrorClass, IntegrationRunId};
 
 use chrono::{DateTime, Utc};
 use coupa_api::observe::CallContext;
@@ -289,6 +289,68 @@ pub(crate) async fn ensure_integration(
             Some(_) => Ok(()),
             None => Err(e.into()),
         },
+    }
+}
+
+/// A flow's Coupa integration run, noted in the journal (`coupa-run`) as it opens and closes, so
+/// the next pass, busy or idle, closes the run a crashed pass left open.
+pub(crate) struct RunNote<'a> {
+    pub store: &'a Store,
+    pub flow: &'static str,
+    /// The store run the notes belong to.
+    pub run: i64,
+}
+
+impl RunNote<'_> {
+    const KEY: &'static str = "coupa-run";
+    const OPENING: &'static str = "opening";
+    const CLOSED: &'static str = "closed";
+
+    async fn note(&self, step: &str, id: Option<IntegrationRunId>) -> Result<(), FlowError> {
+        let detail = id.map(|i| i.to_string()).unwrap_or_default();
+        self.store
+            .journal_put(self.flow, Self::KEY, step, &detail, Some(self.run))
+            .await?;
+        Ok(())
+    }
+
+    /// Fails the run a crashed pass left open, if the journal says there is one.
+    pub async fn close_orphan(&self, client: &Client, code: &str) -> Result<(), FlowError> {
+        let Some(j) = self.store.journal_get(self.flow, Self::KEY).await? else {
+            return Ok(());
+        };
+        if j.step == Self::CLOSED {
+            return Ok(());
+        }
+        match j.detail.parse::<i64>() {
+            Ok(id) => match client.runs().fail(IntegrationRunId(id)).await {
+                Ok(_) => {}
+                Err(e) if e.class() == ErrorClass::NotFound => {}
+                Err(e) => return Err(e.into()),
+            },
+            // Crashed while creating it: find it by its integration.
+            Err(_) => fail_orphan_runs(client, code).await?,
+        }
+        self.note(Self::CLOSED, None).await
+    }
+
+    /// Creates and starts a run of `code` with `total` documents, noted before and after.
+    pub async fn open(
+        &self,
+        client: &Client,
+        code: &str,
+        total: u64,
+    ) -> Result<IntegrationRunId, FlowError> {
+        self.note(Self::OPENING, None).await?;
+        let created = client.runs().create(code).await?;
+        self.note(Self::OPENING, Some(created.id)).await?;
+        client.runs().start(created.id, total).await?;
+        Ok(created.id)
+    }
+
+    /// Notes that run `id` is closed in Coupa.
+    pub async fn closed(&self, id: IntegrationRunId) -> Result<(), FlowError> {
+        self.note(Self::CLOSED, Some(id)).await
     }
 }
 

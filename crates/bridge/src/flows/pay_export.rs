@@ -43,6 +43,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::erp::{Erp, ErpPayPayment, PayApplication, PayBookingChange};
 use crate::failpoint;
+use crate::flows::RunNote;
 use crate::flows::monitoring::{self, RecordKind, Unresolved};
 use crate::flows::{FlowError, Pass, PassReport, StepFailure, transient_or_fatal};
 use crate::store::{JournalEntry, Store};
@@ -306,18 +307,23 @@ impl PayExport {
         report: &mut PassReport,
     ) -> Result<(), FlowError> {
         self.ensure_integration(client).await?;
+        let note = RunNote {
+            store: &self.store,
+            flow: FLOW,
+            run,
+        };
+        note.close_orphan(client, &self.settings.integration_code)
+            .await?;
         let watermark = self.watermark().await?;
         let mut work = self.find_work(client, watermark).await?;
         let total = work.changed_versions + work.new;
         // An idle pass leaves no trace in Coupa: a run is opened only when there is work.
         let coupa_run = if total > 0 {
             crate::flows::fail_orphan_runs(client, &self.settings.integration_code).await?;
-            let created = client
-                .runs()
-                .create(&self.settings.integration_code)
-                .await?;
-            client.runs().start(created.id, total).await?;
-            Some(created.id)
+            Some(
+                note.open(client, &self.settings.integration_code, total as u64)
+                    .await?,
+            )
         } else {
             None
         };
@@ -343,9 +349,12 @@ impl PayExport {
                 Ok(_) => client.runs().success(id).await,
                 Err(_) => client.runs().fail(id).await,
             };
-            // When closing fails the run stays open in Coupa; the next busy pass fails it.
-            if let Err(e) = close {
-                tracing::warn!(run = %id, error = %e, "could not close the integration run");
+            // When closing fails the run stays open in Coupa; the next pass fails it.
+            match close {
+                Ok(_) => note.closed(id).await?,
+                Err(e) => {
+                    tracing::warn!(run = %id, error = %e, "could not close the integration run")
+                }
             }
         }
         result.map(|_| ())

@@ -34,6 +34,7 @@ use futures_util::StreamExt;
 
 use crate::config::PaymentTransport;
 use crate::erp::{Erp, ErpPayment, MalformedPayment, PaymentSync};
+use crate::flows::RunNote;
 use crate::flows::{FlowError, PassReport};
 use crate::sftp::SftpTarget;
 use crate::store::Store;
@@ -49,9 +50,6 @@ const NUMBERS_PER_LOOKUP: usize = 50;
 const API_BATCH: usize = NUMBERS_PER_LOOKUP;
 const CSV_BATCH: usize = csv_file::MAX_ROWS;
 /// The journal key of the flow's current Coupa run, and its steps.
-const RUN_KEY: &str = "coupa-run";
-const RUN_OPENING: &str = "opening";
-const RUN_CLOSED: &str = "closed";
 /// Coupa's `response-message` is text; long reasons are cut for the alert.
 const REASON_MAX: usize = 1_000;
 
@@ -156,13 +154,14 @@ impl PaymentPush {
             coupa_run: None,
             alerting_failed: false,
         };
-        let result = match pass.close_orphan_run().await {
+        let code = self.settings.integration_code.clone();
+        let result = match pass.run_note().close_orphan(&client, &code).await {
             Ok(()) => pass.all(&mut bookkeeping.report).await,
             Err(e) => Err(e),
         };
         if let Some(id) = pass.coupa_run {
             match client.runs().success(id).await {
-                Ok(_) => pass.note_run(RUN_CLOSED, Some(id)).await?,
+                Ok(_) => pass.run_note().closed(id).await?,
                 // Left open in Coupa; the next pass closes it.
                 Err(e) => {
                     tracing::warn!(run = %id, error = %e, "could not close the integration run")
@@ -539,38 +538,12 @@ impl Pass<'_> {
         }
     }
 
-    /// Notes in the journal where this flow's Coupa run stands, so a crashed pass's run is
-    /// closed by the next pass (not only by the next pass that has a failure to file).
-    async fn note_run(&self, step: &str, id: Option<IntegrationRunId>) -> Result<(), FlowError> {
-        let detail = id.map(|i| i.to_string()).unwrap_or_default();
-        self.flow
-            .store
-            .journal_put(FLOW, RUN_KEY, step, &detail, Some(self.run))
-            .await?;
-        Ok(())
-    }
-
-    /// Fails the Coupa run a crashed pass left open.
-    async fn close_orphan_run(&self) -> Result<(), FlowError> {
-        let Some(j) = self.flow.store.journal_get(FLOW, RUN_KEY).await? else {
-            return Ok(());
-        };
-        if j.step == RUN_CLOSED {
-            return Ok(());
+    fn run_note(&self) -> RunNote<'_> {
+        RunNote {
+            store: &self.flow.store,
+            flow: FLOW,
+            run: self.run,
         }
-        match j.detail.parse::<i64>() {
-            Ok(id) => match self.client.runs().fail(IntegrationRunId(id)).await {
-                Ok(_) => {}
-                Err(e) if e.class() == ErrorClass::NotFound => {}
-                Err(e) => return Err(e.into()),
-            },
-            // Crashed while creating it: find it by its integration.
-            Err(_) => {
-                crate::flows::fail_orphan_runs(self.client, &self.settings().integration_code)
-                    .await?
-            }
-        }
-        self.note_run(RUN_CLOSED, None).await
     }
 
     async fn open_coupa_run(&self, code: &str) -> Result<IntegrationRunId, FlowError> {
@@ -593,11 +566,7 @@ impl Pass<'_> {
             },
         )
         .await?;
-        self.note_run(RUN_OPENING, None).await?;
-        let created = self.client.runs().create(code).await?;
-        self.note_run(RUN_OPENING, Some(created.id)).await?;
-        self.client.runs().start(created.id, 0).await?;
-        Ok(created.id)
+        self.run_note().open(self.client, code, 0).await
     }
 }
 
