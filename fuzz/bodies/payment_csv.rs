@@ -91,7 +91,7 @@ impl Input<'_> {
     }
 
     fn maybe_text(&mut self, max: usize) -> Option<String> {
-        (self.byte() % 4 != 0).then(|| self.text(max))
+        (!self.byte().is_multiple_of(4)).then(|| self.text(max))
     }
 }
 
