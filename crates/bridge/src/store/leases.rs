@@ -66,16 +66,7 @@ impl Store {
         .fetch_optional(self.db.pool())
         .await
         .map_err(StoreError::query(what()))?;
-        row.map(|r| r.try_get::<i64, _>("token"))
-            .transpose()
-            .map_err(StoreError::query(what()))
-            .map(|token| {
-                token.map(|token| Fence {
-                    lease: name.to_owned(),
-                    holder: holder.to_owned(),
-                    token,
-                })
-            })
+        granted(row, name, holder).map_err(StoreError::query(what()))
     }
 
     /// Takes lease `name` over from `from` (a holder known to be dead, see
@@ -102,16 +93,7 @@ impl Store {
         .fetch_optional(self.db.pool())
         .await
         .map_err(StoreError::query(what()))?;
-        row.map(|r| r.try_get::<i64, _>("token"))
-            .transpose()
-            .map_err(StoreError::query(what()))
-            .map(|token| {
-                token.map(|token| Fence {
-                    lease: from.name.clone(),
-                    holder: holder.to_owned(),
-                    token,
-                })
-            })
+        granted(row, &from.name, holder).map_err(StoreError::query(what()))
     }
 
     /// Extends `fence`'s lease by `ttl` from now. `false` when the lease has changed holder
@@ -298,6 +280,22 @@ impl coupa_api::client::WriteGate for Store {
     fn check(&self) -> std::pin::Pin<Box<dyn Future<Output = Result<(), String>> + Send + '_>> {
         Box::pin(async move { self.check_lease().await.map_err(|e| e.to_string()) })
     }
+}
+
+/// The fence of a grant: the token a `RETURNING token` row holds; `None` when no row came back.
+fn granted(
+    row: Option<sqlx::any::AnyRow>,
+    lease: &str,
+    holder: &str,
+) -> Result<Option<Fence>, sqlx::Error> {
+    row.map(|r| {
+        Ok(Fence {
+            lease: lease.to_owned(),
+            holder: holder.to_owned(),
+            token: r.try_get("token")?,
+        })
+    })
+    .transpose()
 }
 
 fn millis(d: Duration) -> i64 {

@@ -450,7 +450,11 @@ async fn store_reopen_keeps_data_and_does_not_migrate_again() {
             .await
             .expect("migrations");
         assert_eq!(applied, reapplied, "same versions, same applied_at");
-        assert_eq!(applied.len(), 2, "runs and journal, then notifications");
+        assert_eq!(
+            applied.len(),
+            3,
+            "runs and journal, then notifications, then leases"
+        );
     })
     .await;
 }
