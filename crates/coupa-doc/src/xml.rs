@@ -155,6 +155,12 @@ struct Frame {
 
 impl Frame {
     fn open(e: &BytesStart<'_>, position: u64) -> Result<Self, DocError> {
+        if !is_xml_name(e.name().as_ref().as_bytes()) {
+            return Err(DocError::Xml {
+                position,
+                message: format!("<{}> is not an XML element name", e.name().as_ref()),
+            });
+        }
         let name = names::canonical(e.name().as_ref()).into_owned();
         let mut ty = None;
         let mut nil = false;
@@ -323,6 +329,16 @@ pub fn parse(bytes: &[u8]) -> Result<(String, Value), DocError> {
         position: 0,
         message: "no document element".into(),
     })
+}
+
+/// An XML `Name` (XML 1.0 section 2.3; every non-ASCII character allowed): what the writer can
+/// write back, so a name it could not is refused on reading.
+fn is_xml_name(name: &[u8]) -> bool {
+    let start = |b: u8| b.is_ascii_alphabetic() || b == b'_' || b == b':' || !b.is_ascii();
+    name.first().is_some_and(|b| start(*b))
+        && name
+            .iter()
+            .all(|b| start(*b) || b.is_ascii_digit() || *b == b'-' || *b == b'.')
 }
 
 #[cfg(test)]

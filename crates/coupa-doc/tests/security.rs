@@ -179,3 +179,13 @@ fn hostile_nesting_is_safe_on_a_small_stack() {
         .expect("thread");
     assert_eq!(worker.join().expect("no overflow"), (true, true));
 }
+
+/// Found by the `xml` fuzz target: a name the writer could not write back is refused on reading.
+#[test]
+fn element_names_that_are_not_xml_names_are_refused() {
+    let e = refused(b"<invoice><\"\n\"\n=\"/=\"/></invoice>");
+    assert!(message(&e).contains("is not an XML element name"), "{e}");
+    let e = refused(b"<1st>x</1st>");
+    assert!(message(&e).contains("<1st>"), "{e}");
+    assert!(xml::parse(b"<invoice-header><a_b.c-d>1</a_b.c-d></invoice-header>").is_ok());
+}
