@@ -508,3 +508,73 @@ async fn tenants_spread_over_replicas_and_gather_when_one_stops() {
     assert_eq!(pid, Some(running[0].child.id()));
     drop(gone);
 }
+
+/// A one-off `sync` never runs beside the daemon: it waits one lease time for the holder, then
+/// exits 2 naming it; once the daemon has stopped, it runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_refuses_to_run_beside_the_daemon() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let sim = coupa_sim::spawn(SimConfig {
+        seed: 50,
+        invoices: 20,
+        pay_payments: 0,
+        ..SimConfig::default()
+    })
+    .await
+    .expect("simulator");
+    let state_url = coupa_bridge::commands::demo::sqlite_url(&dir.path().join("state.db"));
+    let erp_url = coupa_bridge::commands::demo::sqlite_url(&dir.path().join("erp.db"));
+    let erp = SqlErp::connect(&erp_url).await.expect("erp");
+    seed_erp_from_sim(&erp, &sim).await.expect("master data");
+    let config = dir.path().join("coupa-bridge.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[coupa]\nbase_url = \"{}\"\ninsecure_http_simulator_only = true\n\
+             client_id = \"coupa-bridge\"\n\n[state]\nurl = \"{state_url}\"\nlease_secs = 2\n\n\
+             [erp]\nurl = \"{erp_url}\"\n\n[schedule]\ninvoices = \"\"\npayments = \"\"\n\
+             pay_payments = \"\"\n\n[server]\nlisten = \"127.0.0.1:0\"\n",
+            sim.base_url()
+        ),
+    )
+    .expect("config");
+    let store = Store::connect(&state_url).await.expect("store");
+    let daemon = start(&config, &dir.path().join("daemon.log"));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let (holder_id, _) = loop {
+        if let Some(h) = holder(&store).await {
+            break h;
+        }
+        assert!(Instant::now() < deadline, "the daemon took no lease");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let sync = || {
+        Command::new(env!("CARGO_BIN_EXE_coupa-bridge"))
+            .args(["sync", "invoices", "--config"])
+            .arg(&config)
+            .env("COUPA_BRIDGE__COUPA__CLIENT_SECRET", DEFAULT_CLIENT_SECRET)
+            .output()
+            .expect("sync runs")
+    };
+    let refused = sync();
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains(&holder_id), "{stderr}");
+    assert!(
+        !crate::invoice_export::eligible(&sim).is_empty()
+            && erp.invoices().await.expect("erp").is_empty(),
+        "the refused sync did nothing"
+    );
+    signal(&daemon.child, "TERM");
+    drop(daemon);
+    let ran = sync();
+    assert!(
+        ran.status.code() == Some(0) || ran.status.code() == Some(1),
+        "{}",
+        String::from_utf8_lossy(&ran.stderr)
+    );
+    assert!(
+        crate::invoice_export::eligible(&sim).is_empty(),
+        "the sync exported"
+    );
+}

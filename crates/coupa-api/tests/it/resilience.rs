@@ -327,3 +327,62 @@ async fn nothing_listening_is_a_retryable_transport_error() {
     );
     assert!(attempts.iter().all(|a| a.status.is_none()));
 }
+
+/// A gate that refuses while `open` is false, and counts what it was asked.
+#[derive(Debug, Default)]
+struct Gate {
+    open: std::sync::atomic::AtomicBool,
+    asked: std::sync::atomic::AtomicU64,
+}
+
+impl coupa_api::client::WriteGate for Gate {
+    fn check(&self) -> std::pin::Pin<Box<dyn Future<Output = Result<(), String>> + Send + '_>> {
+        use std::sync::atomic::Ordering;
+        self.asked.fetch_add(1, Ordering::SeqCst);
+        let open = self.open.load(Ordering::SeqCst);
+        Box::pin(async move {
+            if open {
+                Ok(())
+            } else {
+                Err("lease lost".to_owned())
+            }
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_closed_write_gate_keeps_writes_unsent_and_lets_reads_through() {
+    use std::sync::atomic::Ordering;
+    let s = setup(Format::Json, small_sim()).await;
+    let gate = std::sync::Arc::new(Gate::default());
+    let client = s.client.with_write_gate(gate.clone());
+    let page = client
+        .invoices()
+        .list(page())
+        .next_page()
+        .await
+        .expect("reads pass")
+        .expect("a page");
+    assert_eq!(gate.asked.load(Ordering::SeqCst), 0, "GETs ask nothing");
+    let id = page[0].as_ref().expect("decoded").id;
+    let e = client
+        .invoices()
+        .mark_exported(id)
+        .await
+        .expect_err("the gate refuses");
+    assert!(e.to_string().contains("not sent: lease lost"), "{e}");
+    assert_eq!(e.class(), ErrorClass::Retryable);
+    assert_eq!(
+        calls(&s.sim, "PUT /api/invoices/{id}"),
+        0,
+        "nothing reached Coupa"
+    );
+    // Derived handles keep the gate.
+    let derived = client.counted(Default::default());
+    assert!(derived.invoices().mark_exported(id).await.is_err());
+    assert_eq!(calls(&s.sim, "PUT /api/invoices/{id}"), 0);
+    gate.open.store(true, Ordering::SeqCst);
+    assert!(client.invoices().mark_exported(id).await.expect("sent"));
+    assert_eq!(calls(&s.sim, "PUT /api/invoices/{id}"), 1);
+    assert_eq!(gate.asked.load(Ordering::SeqCst), 3);
+}
