@@ -4,7 +4,7 @@
 //! attempt goes to the observer, whatever its outcome.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
@@ -140,22 +140,25 @@ enum Refusal {
     Certificate(String),
     /// A success whose body is larger than the limit: asking again brings the same body.
     TooLarge(String),
+    /// The write gate's term ran out before the body left: nothing Coupa could act on went.
+    Late(String),
 }
 
 impl Refusal {
     fn message(&self) -> &str {
         match self {
-            Refusal::Certificate(m) | Refusal::TooLarge(m) => m,
+            Refusal::Certificate(m) | Refusal::TooLarge(m) | Refusal::Late(m) => m,
         }
     }
 
     /// The error the call ends with. A certificate failure happened before anything was sent:
-    /// a transport failure, retryable on a later pass once the certificate is fixed. A success
+    /// a transport failure, retryable on a later pass once the certificate is fixed; so did a
+    /// body that was too late for the write gate's term. A success
     /// too large to read is unreadable for a safe request; for an unsafe one, Coupa acted on it
     /// and the caller must look before trying again.
     fn into_kind(self, idempotency: Idempotency) -> ErrorKind {
         match (self, idempotency) {
-            (Refusal::Certificate(m), _) => ErrorKind::Transport(m),
+            (Refusal::Certificate(m) | Refusal::Late(m), _) => ErrorKind::Transport(m),
             (Refusal::TooLarge(m), Idempotency::Idempotent) => {
                 ErrorKind::Decode(wire::DecodeError::at_root(m))
             }
@@ -229,16 +232,20 @@ impl Transport {
         let mut reminted = false;
         loop {
             let waited = self.governor.acquire().await;
-            if req.method != Method::GET
-                && let Some(gate) = &caller.gate
-            {
-                gate.check()
-                    .await
-                    .map_err(|why| fail(ErrorKind::Transport(format!("not sent: {why}"))))?;
-            }
             let header = self.auth_header(caller).await?;
+            // Asked last, so that nothing but the send itself lies between the answer and
+            // the request leaving; the body then refuses to leave after the answer's term.
+            let term = match &caller.gate {
+                Some(gate) if req.method != Method::GET => gate
+                    .check()
+                    .await
+                    .map_err(|why| fail(ErrorKind::Transport(format!("not sent: {why}"))))?,
+                _ => None,
+            };
             let started = Instant::now();
-            let answer = self.attempt(&req.method, &url, &header, body.clone()).await;
+            let answer = self
+                .attempt(&req.method, &url, &header, body.clone(), term)
+                .await;
             let duration = started.elapsed();
             let status = match answer.outcome {
                 Outcome::Status { status, .. } => Some(status),
@@ -342,17 +349,42 @@ impl Transport {
         url: &str,
         header: &AuthHeader,
         body: Option<Bytes>,
+        term: Option<std::time::Instant>,
     ) -> Answer {
+        let late = Arc::new(AtomicBool::new(false));
         let mut rb = self
             .http
             .request(method.clone(), url)
             .header(ACCEPT, self.format.mime())
             .header(USER_AGENT, &self.user_agent)
             .header(header.name.clone(), header.value.clone());
+        let bodyless = body.is_none();
         if let Some(b) = body {
-            rb = rb.header(CONTENT_TYPE, self.format.mime()).body(b);
+            rb = rb.header(CONTENT_TYPE, self.format.mime());
+            rb = match term {
+                Some(until) => rb.body(reqwest::Body::wrap(Punctual {
+                    body: Some(b),
+                    until,
+                    late: late.clone(),
+                })),
+                None => rb.body(b),
+            };
         }
-        read_answer(rb.send().await, self.max_response_bytes).await
+        // A write without a body (a PUT that sets a flag: harmless if it lands twice) is
+        // checked here, as late as this side of the connection allows.
+        let on_time = !bodyless || term.is_none_or(|until| std::time::Instant::now() < until);
+        let sent = if on_time { Some(rb.send().await) } else { None };
+        match sent {
+            Some(sent) if !late.load(Ordering::SeqCst) => {
+                read_answer(sent, self.max_response_bytes).await
+            }
+            _ => Answer {
+                outcome: Outcome::Connect,
+                body: Bytes::new(),
+                error: None,
+                refused: Some(Refusal::Late(format!("not sent: {TermRanOut}"))),
+            },
+        }
     }
 
     async fn auth_header(&self, caller: &Caller) -> Result<AuthHeader, Error> {
@@ -461,11 +493,68 @@ pub(crate) struct Caller {
 
 /// Asked just before each request that changes something in Coupa (any method but GET) is
 /// sent, after the rate governor's wait: an `Err` (saying why) keeps it unsent, and the call
-/// fails as a transport error, to be tried again later. The connector's gate checks that its
-/// replica still holds the lease, so a replica that froze while waiting to send does not write
-/// after another has taken over.
+/// fails as a transport error, to be tried again later. `Ok(Some(until))` lets it go only if
+/// its body starts to leave before `until` (the body itself checks, as the connection asks for
+/// it); later, it is not sent and the call fails the same way. `Ok(None)`: no limit.
+///
+/// The connector's gate checks that its replica still holds the lease and answers with the
+/// lease's term less a margin, so a replica that froze anywhere between the check and the
+/// socket, for longer than that, does not write after another has taken over.
 pub trait WriteGate: Send + Sync + std::fmt::Debug {
-    fn check(&self) -> std::pin::Pin<Box<dyn Future<Output = Result<(), String>> + Send + '_>>;
+    #[allow(clippy::type_complexity)]
+    fn check(
+        &self,
+    ) -> std::pin::Pin<
+        Box<dyn Future<Output = Result<Option<std::time::Instant>, String>> + Send + '_>,
+    >;
+}
+
+/// A request body that will not leave after `until`: when the connection asks for it later
+/// than that, it fails (so the request is abandoned before its body is written) and raises
+/// `late`. Its exact size keeps the `Content-Length` header.
+struct Punctual {
+    body: Option<Bytes>,
+    until: std::time::Instant,
+    late: Arc<AtomicBool>,
+}
+
+/// Why a [`Punctual`] body refused to leave.
+#[derive(Debug)]
+struct TermRanOut;
+
+impl std::fmt::Display for TermRanOut {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the write gate's term ran out before the body could leave")
+    }
+}
+
+impl std::error::Error for TermRanOut {}
+
+impl http_body::Body for Punctual {
+    type Data = Bytes;
+    type Error = TermRanOut;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, TermRanOut>>> {
+        let Some(body) = self.body.take() else {
+            return std::task::Poll::Ready(None);
+        };
+        if std::time::Instant::now() >= self.until {
+            self.late.store(true, Ordering::SeqCst);
+            return std::task::Poll::Ready(Some(Err(TermRanOut)));
+        }
+        std::task::Poll::Ready(Some(Ok(http_body::Frame::data(body))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_none()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        http_body::SizeHint::with_exact(self.body.as_ref().map_or(0, |b| b.len() as u64))
+    }
 }
 
 impl Transport {

@@ -28,6 +28,8 @@ pub struct Fence {
     pub lease: String,
     pub holder: String,
     pub token: i64,
+    /// The term it is granted and renewed for.
+    pub term: Duration,
 }
 
 /// A lease as the store has it.
@@ -66,7 +68,7 @@ impl Store {
         .fetch_optional(self.db.pool())
         .await
         .map_err(StoreError::query(what()))?;
-        granted(row, name, holder).map_err(StoreError::query(what()))
+        granted(row, name, holder, ttl).map_err(StoreError::query(what()))
     }
 
     /// Takes lease `name` over from `from` (a holder known to be dead, see
@@ -93,7 +95,7 @@ impl Store {
         .fetch_optional(self.db.pool())
         .await
         .map_err(StoreError::query(what()))?;
-        granted(row, &from.name, holder).map_err(StoreError::query(what()))
+        granted(row, &from.name, holder, ttl).map_err(StoreError::query(what()))
     }
 
     /// Extends `fence`'s lease by `ttl` from now. `false` when the lease has changed holder
@@ -220,47 +222,80 @@ impl Store {
     /// Fails with [`StoreError::Fenced`] when this store writes under a fence whose lease has
     /// changed holder: for an effect that is not journaled, just before it.
     pub async fn check_lease(&self) -> Result<(), StoreError> {
-        if self.fence().is_none() {
-            return Ok(());
-        }
+        self.lease_term().await.map(|_| ())
+    }
+
+    /// What the write gate answers before a write to Coupa leaves: [`Store::check_lease`],
+    /// and the instant until which the write may start. That is the lease's expiry less half
+    /// its term, on this process's clock, counted from before the check was asked: another
+    /// replica can take over only after the expiry, and by then whatever left before the
+    /// instant has long reached Coupa. A holder too close to its expiry (its renewals are
+    /// late) writes nothing. `None` when there is no fence.
+    pub async fn lease_term(&self) -> Result<Option<std::time::Instant>, StoreError> {
+        let Some(fence) = self.fence() else {
+            return Ok(None);
+        };
+        let asked = std::time::Instant::now();
         let mut conn = self
             .db
             .pool()
             .acquire()
             .await
             .map_err(StoreError::query("checking the lease"))?;
-        self.check_fence(&mut conn).await
+        let remaining = self.check_fence(&mut conn).await?;
+        Duration::from_millis(u64::try_from(remaining).unwrap_or(0))
+            .checked_sub(fence.term / 2)
+            .filter(|left| !left.is_zero())
+            .map(|left| Some(asked + left))
+            .ok_or_else(|| StoreError::Fenced {
+                lease: fence.lease,
+                token: fence.token,
+                now: format!(
+                    "its term ends in {remaining} ms, less than half of {} ms, too soon to \
+                     start a write",
+                    fence.term.as_millis()
+                ),
+            })
     }
 
     /// [`Store::check_lease`] on a connection; inside a write transaction, before its writes.
+    /// The lease's remaining milliseconds on the database's clock (0 without a fence).
     pub(crate) async fn check_fence(
         &self,
         conn: &mut sqlx::AnyConnection,
-    ) -> Result<(), StoreError> {
+    ) -> Result<i64, StoreError> {
         let Some(fence) = self.fence() else {
-            return Ok(());
+            return Ok(0);
         };
+        let now = self.db.dialect().now_millis();
         let lock = match self.db.backend() {
             Backend::Postgres => " FOR SHARE",
             Backend::Sqlite => "",
         };
         let what = || format!("checking lease '{}'", fence.lease);
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT holder, token FROM leases WHERE name = $1{lock}"
+            "SELECT holder, token, expires_ms - {now} AS remaining_ms FROM leases \
+             WHERE name = $1{lock}"
         )))
         .bind(&fence.lease)
         .fetch_optional(&mut *conn)
         .await
         .map_err(StoreError::query(what()))?;
         let current = row
-            .map(|r| -> Result<(String, i64), sqlx::Error> {
-                Ok((r.try_get("holder")?, r.try_get("token")?))
+            .map(|r| -> Result<(String, i64, i64), sqlx::Error> {
+                Ok((
+                    r.try_get("holder")?,
+                    r.try_get("token")?,
+                    r.try_get("remaining_ms")?,
+                ))
             })
             .transpose()
             .map_err(StoreError::query(what()))?;
         match current {
-            Some((holder, token)) if holder == fence.holder && token == fence.token => Ok(()),
-            Some((holder, token)) => Err(StoreError::Fenced {
+            Some((holder, token, remaining)) if holder == fence.holder && token == fence.token => {
+                Ok(remaining)
+            }
+            Some((holder, token, _)) => Err(StoreError::Fenced {
                 lease: fence.lease,
                 token: fence.token,
                 now: format!("replica {holder} holds it with token {token}"),
@@ -275,10 +310,14 @@ impl Store {
 }
 
 /// The Coupa client asks the store before each write it sends: under a fence, the lease must
-/// still be this replica's.
+/// still be this replica's, and the write must leave within [`Store::lease_term`].
 impl coupa_api::client::WriteGate for Store {
-    fn check(&self) -> std::pin::Pin<Box<dyn Future<Output = Result<(), String>> + Send + '_>> {
-        Box::pin(async move { self.check_lease().await.map_err(|e| e.to_string()) })
+    fn check(
+        &self,
+    ) -> std::pin::Pin<
+        Box<dyn Future<Output = Result<Option<std::time::Instant>, String>> + Send + '_>,
+    > {
+        Box::pin(async move { self.lease_term().await.map_err(|e| e.to_string()) })
     }
 }
 
@@ -287,12 +326,14 @@ fn granted(
     row: Option<sqlx::any::AnyRow>,
     lease: &str,
     holder: &str,
+    term: Duration,
 ) -> Result<Option<Fence>, sqlx::Error> {
     row.map(|r| {
         Ok(Fence {
             lease: lease.to_owned(),
             holder: holder.to_owned(),
             token: r.try_get("token")?,
+            term,
         })
     })
     .transpose()

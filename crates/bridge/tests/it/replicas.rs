@@ -40,6 +40,20 @@ async fn one_holder_at_a_time_and_a_stale_holder_is_fenced_out() {
         a.journal_put("invoices", "invoice:1", "posted", "{}", None)
             .await
             .expect("the holder writes");
+        // A write to Coupa may start until half the term before the expiry.
+        let asked = std::time::Instant::now();
+        let until = a
+            .lease_term()
+            .await
+            .expect("the holder may write")
+            .expect("under a fence, a term");
+        assert!(until > asked && until <= asked + ttl / 2, "{until:?}");
+        // Renewals late: too near the expiry to start a write, though no one took over.
+        tokio::time::sleep(ttl / 2 + Duration::from_millis(20)).await;
+        let e = a.lease_term().await.expect_err("too late in the term");
+        assert!(e.to_string().contains("too soon to start a write"), "{e}");
+        assert!(a.lease_renew(&fa, ttl).await.expect("renew"));
+        assert!(a.lease_term().await.is_ok(), "renewed, it may write again");
 
         // A stops renewing (paused, partitioned): after the lease time B takes over.
         tokio::time::sleep(ttl + Duration::from_millis(150)).await;

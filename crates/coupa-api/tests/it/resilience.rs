@@ -328,21 +328,28 @@ async fn nothing_listening_is_a_retryable_transport_error() {
     assert!(attempts.iter().all(|a| a.status.is_none()));
 }
 
-/// A gate that refuses while `open` is false, and counts what it was asked.
+/// A gate that refuses while `open` is false, and counts what it was asked. Open, it lets a
+/// write leave within `term` of the answer (no limit when `None`).
 #[derive(Debug, Default)]
 struct Gate {
     open: std::sync::atomic::AtomicBool,
     asked: std::sync::atomic::AtomicU64,
+    term: Option<Duration>,
 }
 
 impl coupa_api::client::WriteGate for Gate {
-    fn check(&self) -> std::pin::Pin<Box<dyn Future<Output = Result<(), String>> + Send + '_>> {
+    fn check(
+        &self,
+    ) -> std::pin::Pin<
+        Box<dyn Future<Output = Result<Option<std::time::Instant>, String>> + Send + '_>,
+    > {
         use std::sync::atomic::Ordering;
         self.asked.fetch_add(1, Ordering::SeqCst);
         let open = self.open.load(Ordering::SeqCst);
+        let until = self.term.map(|t| std::time::Instant::now() + t);
         Box::pin(async move {
             if open {
-                Ok(())
+                Ok(until)
             } else {
                 Err("lease lost".to_owned())
             }
@@ -385,4 +392,76 @@ async fn a_closed_write_gate_keeps_writes_unsent_and_lets_reads_through() {
     assert!(client.invoices().mark_exported(id).await.expect("sent"));
     assert_eq!(calls(&s.sim, "PUT /api/invoices/{id}"), 1);
     assert_eq!(gate.asked.load(Ordering::SeqCst), 3);
+}
+
+/// A write whose body is asked for after the gate's term (a replica frozen between the check
+/// and the socket) is abandoned before Coupa can act on it, and the call says it was not sent;
+/// so is a write without a body. Within its term a write goes as usual.
+#[tokio::test]
+async fn a_write_later_than_the_gates_term_is_not_sent() {
+    let s = setup(Format::Json, small_sim()).await;
+    let gate = |term| {
+        std::sync::Arc::new(Gate {
+            open: true.into(),
+            term: Some(term),
+            ..Gate::default()
+        })
+    };
+    let page = s
+        .client
+        .invoices()
+        .list(page())
+        .next_page()
+        .await
+        .expect("reads pass")
+        .expect("a page");
+    let id = page[0].as_ref().expect("decoded").id;
+    let payment = NewPayment {
+        amount_paid: Decimal::new(4200, 2),
+        payment_date: FixedOffset::east_opt(0)
+            .expect("utc")
+            .with_ymd_and_hms(2026, 11, 20, 0, 0, 0)
+            .single()
+            .expect("date"),
+        notes: Some("CHK-78".into()),
+    };
+    let state = |s: &crate::common::Setup| {
+        let db = s.sim.state.db.lock();
+        let inv = db.invoices.get(id.get()).expect("invoice");
+        (
+            inv.get("exported").and_then(Value::as_bool),
+            inv.get("payments")
+                .and_then(Value::as_array)
+                .map_or(0, <[Value]>::len),
+        )
+    };
+    let before = state(&s);
+    let late = s.client.with_write_gate(gate(Duration::ZERO));
+    for e in [
+        late.invoices()
+            .add_payments(id, std::slice::from_ref(&payment), None)
+            .await
+            .expect_err("too late"),
+        late.invoices()
+            .mark_exported(id)
+            .await
+            .expect_err("too late"),
+    ] {
+        assert!(
+            e.to_string()
+                .contains("not sent: the write gate's term ran out"),
+            "{e}"
+        );
+        assert_eq!(e.class(), ErrorClass::Retryable);
+        assert!(!e.outcome_unknown(), "{e}");
+    }
+    assert_eq!(state(&s), before, "Coupa did not act on either");
+    let punctual = s.client.with_write_gate(gate(Duration::from_secs(30)));
+    punctual
+        .invoices()
+        .add_payments(id, &[payment], None)
+        .await
+        .expect("sent in time");
+    assert!(punctual.invoices().mark_exported(id).await.expect("sent"));
+    assert_eq!(state(&s), (Some(true), before.1 + 1));
 }
