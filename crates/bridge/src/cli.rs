@@ -43,6 +43,31 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// The whole program: `args` is a `coupa-bridge` command line (program name first). The
+/// binary's `main` is this; the chaos harness and the benchmark run their connector processes
+/// through it, so their workers are exactly `coupa-bridge`.
+pub fn main_with(args: impl IntoIterator<Item = std::ffi::OsString>) -> ExitCode {
+    let cli = Cli::parse_from(args);
+    init_logging();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
 /// Logs go to stderr: human-readable on a terminal, JSON lines otherwise (one object per line
 /// with `timestamp`, `level`, `target` and `fields`, for journald, Docker and log shippers).
 /// `RUST_LOG` sets the level (default `info`).

@@ -115,25 +115,5 @@ fn main() -> ExitCode {
 
 /// `coupa-chaos worker <args>`: exactly `coupa-bridge <args>` (see the bridge's main.rs).
 fn worker(args: impl Iterator<Item = OsString>) -> ExitCode {
-    let cli = coupa_bridge::cli::Cli::parse_from(
-        std::iter::once(OsString::from("coupa-bridge")).chain(args),
-    );
-    coupa_bridge::cli::init_logging();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    match runtime.block_on(coupa_bridge::cli::run(cli)) {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::from(2)
-        }
-    }
+    coupa_bridge::cli::main_with(std::iter::once(OsString::from("coupa-bridge")).chain(args))
 }

@@ -405,6 +405,9 @@ impl Transport {
         };
         let mut attempt = 1;
         loop {
+            // The token request counts against the instance's budget like any other: left out,
+            // a pass's first burst is one request over Coupa's and meets a 429.
+            let waited = self.governor.acquire().await;
             let started = Instant::now();
             let mut rb = self
                 .http
@@ -452,7 +455,7 @@ impl Transport {
                     attempt,
                     status,
                     duration: started.elapsed(),
-                    waited: Duration::ZERO,
+                    waited,
                     // The form carries the secret: its size is reported, never its content.
                     bytes_sent: 0,
                     bytes_received: answer.body.len(),

@@ -13,6 +13,7 @@ use coupa_sim::faults::FaultKind;
 use rust_decimal::Decimal;
 
 use crate::common::{BOTH, calls, fault, setup, setup_with, small_sim};
+use coupa_sim::SimConfig;
 
 fn page() -> Query {
     Query::new().fields(Fields::new(["id"])).limit(5)
@@ -464,4 +465,37 @@ async fn a_write_later_than_the_gates_term_is_not_sent() {
         .expect("sent in time");
     assert!(punctual.invoices().mark_exported(id).await.expect("sent"));
     assert_eq!(state(&s), (Some(true), before.1 + 1));
+}
+
+/// A client configured to the instance's own limit meets no 429 from a cold start: the token
+/// request takes its slot in the budget like every other call, so the first burst is not one
+/// request over.
+#[tokio::test]
+async fn a_client_at_the_instances_own_limit_meets_no_429_from_a_cold_start() {
+    let limit = coupa_sim::config::RateLimit {
+        per_second: 25,
+        burst: 5,
+        retry_after: false,
+    };
+    let s = setup_with(
+        Format::Json,
+        SimConfig {
+            rate_limit: Some(limit),
+            ..small_sim()
+        },
+        |c| {
+            c.rate = Some(RateConfig {
+                per_second: f64::from(limit.per_second),
+                burst: limit.burst,
+                ..RateConfig::default()
+            });
+        },
+    )
+    .await;
+    let pages = (0..12).map(|_| async { s.client.invoices().list(page()).next_page().await });
+    for page in futures_util::future::join_all(pages).await {
+        assert!(page.expect("served").is_some());
+    }
+    assert_eq!(calls(&s.sim, "POST /oauth2/token"), 1);
+    assert_eq!(s.sim.state.stats.throttled(), 0, "{:?}", api_statuses(&s));
 }
