@@ -357,7 +357,7 @@ async fn payment_pass(
     );
     let invoices_paid = synced
         .iter()
-        .map(|p| p.invoice_number.as_str())
+        .filter_map(|p| p.coupa_invoice_id)
         .collect::<std::collections::BTreeSet<_>>()
         .len();
     let mut f = Figures::new(s, quick, "payments", m, describe(&c));

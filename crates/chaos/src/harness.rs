@@ -41,8 +41,6 @@ const SABOTAGE_WAIT: Duration = Duration::from_secs(90);
 /// The failpoint the bridge passes right after a sabotaged early acknowledgement (its
 /// `sabotage::ACKED_FAILPOINT`, which exists only in sabotage builds).
 pub const SABOTAGE_FAILPOINT: &str = "sabotage-acked";
-/// The key another change adds for http:// base URLs; written when the loader knows it.
-const INSECURE_KEY: &str = "coupa.insecure_http_simulator_only";
 
 pub async fn run(args: Args) -> anyhow::Result<Outcome> {
     let began = Instant::now();
@@ -190,14 +188,9 @@ fn transport(t: TransportArg) -> Transport {
 
 /// The workers' configuration: every flow every second or two, fast, on loopback.
 fn config_text(args: &Args, sim: &coupa_sim::RunningSim, state: &str, erp: &str) -> String {
-    let insecure = if coupa_bridge::config::key_paths().any(|k| k == INSECURE_KEY) {
-        "insecure_http_simulator_only = true\n"
-    } else {
-        ""
-    };
     format!(
         "# Written by coupa-chaos (seed {seed}).\n\
-         [coupa]\nbase_url = \"{base}\"\nclient_id = \"coupa-bridge\"\n{insecure}\
+         [coupa]\nbase_url = \"{base}\"\nclient_id = \"coupa-bridge\"\ninsecure_http_simulator_only = true\n\
          requests_per_second = 300\nburst = 60\ntimeout_secs = 15\n\n\
          [state]\nurl = \"{state}\"\n\n\
          [erp]\nkind = \"sql\"\nurl = \"{erp}\"\n\n\
