@@ -31,8 +31,33 @@ pub struct Connector {
     pub listen: Option<u16>,
 }
 
+/// The scenario's folder: removed when the scenario ends well, kept (and named) when it ends
+/// in an error, for its connector logs.
+pub struct Folder(Option<tempfile::TempDir>);
+
+impl Folder {
+    fn path(&self) -> &Path {
+        self.0.as_ref().map_or(Path::new("."), tempfile::TempDir::path)
+    }
+
+    fn remove(mut self) {
+        self.0.take();
+    }
+}
+
+impl Drop for Folder {
+    fn drop(&mut self) {
+        if let Some(dir) = self.0.take() {
+            eprintln!(
+                "coupa-bench: the scenario's folder is kept for inspection: {}",
+                dir.keep().display()
+            );
+        }
+    }
+}
+
 pub struct World {
-    pub dir: tempfile::TempDir,
+    folder: Folder,
     pub sim: coupa_sim::SimHandle,
     pub erp: SqlErp,
     pub store: Store,
@@ -72,7 +97,7 @@ impl World {
             .context("cannot open the state store")?;
         let config = dir.path().join("coupa-bridge.toml");
         let world = World {
-            dir,
+            folder: Folder(Some(dir)),
             sim,
             erp,
             store,
@@ -83,7 +108,7 @@ impl World {
     }
 
     pub fn dir(&self) -> &Path {
-        self.dir.path()
+        self.folder.path()
     }
 
     /// Rewrites the connector's configuration (between a setup pass and the measured one).
@@ -155,9 +180,18 @@ impl World {
         Ok(u64::try_from(n).unwrap_or(0))
     }
 
+    /// Ends a scenario that went well: its folder is removed.
     pub async fn close(self) {
-        self.store.db().pool().close().await;
-        self.erp.db().pool().close().await;
-        self.sim.shutdown().await;
+        let World {
+            folder,
+            sim,
+            erp,
+            store,
+            ..
+        } = self;
+        store.db().pool().close().await;
+        erp.db().pool().close().await;
+        sim.shutdown().await;
+        folder.remove();
     }
 }
