@@ -64,8 +64,20 @@ pub fn start(dir: &Path, name: &str, args: &[&str], config: &Path) -> anyhow::Re
     let log_file =
         std::fs::File::create(&log).with_context(|| format!("cannot create {}", log.display()))?;
     let exe = std::env::current_exe().context("cannot find this program to start the connector")?;
+    // `COUPA_BENCH_WRAP="perf record -g -o FILE"` (or heaptrack, strace -c ...) profiles the
+    // connector process.
+    let wrap = std::env::var("COUPA_BENCH_WRAP").unwrap_or_default();
+    let mut words = wrap.split_whitespace();
+    let mut command = match words.next() {
+        Some(tool) => {
+            let mut c = Command::new(tool);
+            c.args(words).arg(exe);
+            c
+        }
+        None => Command::new(exe),
+    };
     let started = Instant::now();
-    let child = Command::new(exe)
+    let child = command
         .arg("worker")
         .args(args)
         .arg("--config")
