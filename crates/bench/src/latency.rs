@@ -59,15 +59,22 @@ pub async fn run(
         .invoices()
         .await
         .context("reading the ERP's invoices")?;
-    let coupa_id: HashMap<&str, i64> = posted
+    // Invoice numbers are unique per supplier only.
+    let key = |number: &str, supplier: &Option<String>| (number.to_owned(), supplier.clone());
+    let coupa_id: HashMap<(String, Option<String>), i64> = posted
         .iter()
-        .map(|i| (i.invoice_number.as_str(), i.coupa_invoice_id))
+        .map(|i| {
+            (
+                key(&i.invoice_number, &i.supplier_number),
+                i.coupa_invoice_id,
+            )
+        })
         .collect();
     // One full payment, with its check number, per invoice.
     let payments: Vec<_> = erp_payments_for(&posted, "LAT")
         .into_iter()
-        .filter(|p| p.paid_in_full && p.check_number.is_some())
-        .filter(|p| coupa_id.contains_key(p.invoice_number.as_str()))
+        .filter(|p| p.paid_in_full && p.check_number.is_some() && p.supplier_number.is_some())
+        .filter(|p| coupa_id.contains_key(&key(&p.invoice_number, &p.supplier_number)))
         .take(stream)
         .collect();
     anyhow::ensure!(!payments.is_empty(), "no invoice to pay");
@@ -124,7 +131,7 @@ pub async fn run(
         );
         sent.push(Sent {
             invoice_id: coupa_id
-                .get(p.invoice_number.as_str())
+                .get(&key(&p.invoice_number, &p.supplier_number))
                 .copied()
                 .unwrap_or_default(),
             check: p.check_number.clone().unwrap_or_default(),

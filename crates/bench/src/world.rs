@@ -37,7 +37,9 @@ pub struct Folder(Option<tempfile::TempDir>);
 
 impl Folder {
     fn path(&self) -> &Path {
-        self.0.as_ref().map_or(Path::new("."), tempfile::TempDir::path)
+        self.0
+            .as_ref()
+            .map_or(Path::new("."), tempfile::TempDir::path)
     }
 
     fn remove(mut self) {

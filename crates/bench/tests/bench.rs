@@ -60,12 +60,18 @@ fn a_short_run_of_each_group_prints_figures_that_add_up() {
             .values()
             .filter_map(Value::as_f64)
             .sum();
-        assert_eq!(calls, by_endpoint, "{name}: the endpoints add up to the total");
+        assert_eq!(
+            calls, by_endpoint,
+            "{name}: the endpoints add up to the total"
+        );
         assert!(num(l, "fixed_calls") <= calls);
         let per = num(l, "calls_per_document");
         assert!((per - calls / documents).abs() < 0.001, "{name}: {per}");
         assert!(num(l, "wall_seconds") > 0.0);
-        assert!(num(l, "peak_rss_mb") > 1.0, "{name}: the connector reported its memory");
+        assert!(
+            num(l, "peak_rss_mb") > 1.0,
+            "{name}: the connector reported its memory"
+        );
         let targets = l["targets"].as_array().expect("targets");
         assert!(!targets.is_empty(), "{name}: every scenario has a target");
         for t in targets {
@@ -76,7 +82,10 @@ fn a_short_run_of_each_group_prints_figures_that_add_up() {
             assert_eq!(limit["requests_per_second"], 25);
             assert_eq!(limit["burst"], 20);
             let floor = (calls - 20.0).max(0.0) / 25.0;
-            assert!((num(limit, "floor_seconds") - floor).abs() < 0.001, "{limit}");
+            assert!(
+                (num(limit, "floor_seconds") - floor).abs() < 0.001,
+                "{limit}"
+            );
         }
     }
     // The payments scenario pays some invoices twice over and fails two payments on purpose.
@@ -87,7 +96,12 @@ fn a_short_run_of_each_group_prints_figures_that_add_up() {
     let latency = &lines[5];
     let ms = &latency["latency_ms"];
     assert_eq!(num(ms, "samples"), num(latency, "documents"));
-    let (p50, p90, p99, max) = (num(ms, "p50"), num(ms, "p90"), num(ms, "p99"), num(ms, "max"));
+    let (p50, p90, p99, max) = (
+        num(ms, "p50"),
+        num(ms, "p90"),
+        num(ms, "p99"),
+        num(ms, "max"),
+    );
     assert!(0.0 < p50 && p50 <= p90 && p90 <= p99 && p99 <= max, "{ms}");
     assert_eq!(latency["extra"]["idle_coupa_calls"]["calls"], 0);
 }
