@@ -118,7 +118,7 @@ impl Running {
         self.wait().await
     }
 
-    fn ended(self, code: Option<i32>) -> anyhow::Result<Ended> {
+    fn ended(&self, code: Option<i32>) -> anyhow::Result<Ended> {
         let wall = self.started.elapsed();
         let kb: u64 = std::fs::read_to_string(&self.rss_file)
             .ok()
@@ -134,6 +134,16 @@ impl Running {
             wall,
             peak_rss: kb * 1024,
         })
+    }
+}
+
+/// A scenario that fails half-way leaves no connector behind (a daemon would run on).
+impl Drop for Running {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
     }
 }
 
