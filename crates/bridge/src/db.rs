@@ -202,11 +202,40 @@ impl WriteTx {
     }
 }
 
+/// When a SQLite commit counts as done (PostgreSQL always syncs its commits).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Durability {
+    /// `synchronous = FULL`: the commit survives a power cut or an OS crash (one `fsync` per
+    /// commit). What the ERP needs: an invoice is marked exported in Coupa only once the ERP
+    /// has durably accepted it.
+    #[default]
+    PowerLoss,
+    /// `synchronous = NORMAL` in WAL mode: the commit survives the process being killed at any
+    /// instant (the WAL frames are written before the commit returns; only the checkpoint
+    /// `fsync`s). What the state store needs for its promises, which are about the connector's
+    /// process (design.md: "killing the process at any instant").
+    ProcessCrash,
+}
+
+impl Durability {
+    fn pragma(self) -> &'static str {
+        match self {
+            Durability::PowerLoss => "PRAGMA synchronous = FULL",
+            Durability::ProcessCrash => "PRAGMA synchronous = NORMAL",
+        }
+    }
+}
+
 impl Db {
     /// Connects to `sqlite://PATH` (the file and its folder are created when missing; WAL
     /// journal, busy timeout), `sqlite::memory:` (one connection, for tests) or
-    /// `postgres://...`.
+    /// `postgres://...`, with [`Durability::PowerLoss`].
     pub async fn connect(url: &str) -> Result<Db, DbError> {
+        Db::connect_with(url, Durability::PowerLoss).await
+    }
+
+    /// [`Db::connect`], with SQLite commits as durable as `durability` says.
+    pub async fn connect_with(url: &str, durability: Durability) -> Result<Db, DbError> {
         sqlx::any::install_default_drivers();
         let redacted = redact_url(url);
         let backend =
@@ -255,13 +284,18 @@ impl Db {
                 let target = SqliteTarget::parse(url);
                 let options = AnyPoolOptions::new()
                     .acquire_timeout(Duration::from_secs(60))
-                    .after_connect(|conn, _meta| {
+                    // A SQLite connection is a file handle in this process: it cannot go stale
+                    // the way a network connection can, so the ping sqlx makes before handing
+                    // one out (a round trip to the connection's thread) buys nothing.
+                    .test_before_acquire(false)
+                    .after_connect(move |conn, _meta| {
                         Box::pin(async move {
                             conn.execute(sqlx::AssertSqlSafe(format!(
                                 "PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}"
                             )))
                             .await?;
                             conn.execute("PRAGMA foreign_keys = ON").await?;
+                            conn.execute(durability.pragma()).await?;
                             Ok(())
                         })
                     });
@@ -582,6 +616,40 @@ pub fn placeholders(first: usize, count: usize) -> String {
         .join(", ")
 }
 
+/// `items` cut into chunks for multi-row statements: as many of `max` rows as fit, then the
+/// rest in falling powers of two (`max` should be one). A statement's text depends on its row
+/// count and every connection caches what it prepares, so batches of any size then use at most
+/// `log2(max) + 1` distinct statements instead of one per size seen (which grew memory with
+/// each new batch size), for a few statements more per batch.
+pub fn row_chunks<T>(items: &[T], max: usize) -> Vec<&[T]> {
+    let max = max.max(1);
+    let mut out = Vec::new();
+    let mut rest = items;
+    while !rest.is_empty() {
+        let n = if rest.len() >= max {
+            max
+        } else {
+            // The largest power of two not above what is left.
+            1 << (usize::BITS - 1 - rest.len().leading_zeros())
+        };
+        let (chunk, tail) = rest.split_at(n);
+        out.push(chunk);
+        rest = tail;
+    }
+    out
+}
+
+/// The values of an `IN (...)` list padded, by repeating the last, to a power of two, so that
+/// lists of any length use few distinct statements (see [`row_chunks`]). Repeating a value
+/// changes nothing an `IN` matches.
+pub fn in_list<T: Clone>(values: &[T]) -> Vec<T> {
+    let mut out = values.to_vec();
+    if let Some(last) = values.last() {
+        out.resize(values.len().next_power_of_two(), last.clone());
+    }
+    out
+}
+
 /// Whether `e` is a unique-constraint violation (the same question on both backends).
 pub fn is_unique_violation(e: &sqlx::Error) -> bool {
     e.as_database_error()
@@ -601,6 +669,36 @@ pub fn to_i64(v: u64) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn row_chunks_use_few_sizes_and_keep_every_row_in_order() {
+        let items: Vec<u32> = (0..150).collect();
+        let chunks = row_chunks(&items, 64);
+        let sizes: Vec<usize> = chunks.iter().map(|c| c.len()).collect();
+        assert_eq!(sizes, vec![64, 64, 16, 4, 2]);
+        assert_eq!(chunks.concat(), items);
+        assert!(row_chunks::<u32>(&[], 64).is_empty());
+        assert_eq!(row_chunks(&[1, 2, 3], 1).len(), 3);
+        // Every size from 1 to 500 uses only powers of two up to the maximum.
+        for n in 1..500 {
+            let items: Vec<usize> = (0..n).collect();
+            let chunks = row_chunks(&items, 64);
+            assert!(
+                chunks
+                    .iter()
+                    .all(|c| c.len().is_power_of_two() && c.len() <= 64)
+            );
+            assert_eq!(chunks.concat(), items);
+        }
+    }
+
+    #[test]
+    fn in_lists_are_padded_to_a_power_of_two_with_the_last_value() {
+        assert_eq!(in_list(&[1, 2, 3]), vec![1, 2, 3, 3]);
+        assert_eq!(in_list(&[1, 2, 3, 4]), vec![1, 2, 3, 4]);
+        assert_eq!(in_list(&[7]), vec![7]);
+        assert!(in_list::<i64>(&[]).is_empty());
+    }
 
     #[test]
     fn redacts_passwords_in_userinfo_and_query() {
@@ -789,6 +887,26 @@ mod tests {
         )
         .await
         .expect("clean retry");
+    }
+
+    #[tokio::test]
+    async fn sqlite_commits_are_as_durable_as_asked() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = |name: &str| format!("sqlite://{}", dir.path().join(name).display());
+        let synchronous = |db: Db| async move {
+            let row = sqlx::query("PRAGMA synchronous")
+                .fetch_one(db.pool())
+                .await
+                .expect("pragma");
+            row.try_get::<i64, _>(0).expect("a number")
+        };
+        // 2 is FULL, 1 is NORMAL.
+        let erp = Db::connect(&url("erp.db")).await.expect("connect");
+        assert_eq!(synchronous(erp).await, 2);
+        let state = Db::connect_with(&url("state.db"), Durability::ProcessCrash)
+            .await
+            .expect("connect");
+        assert_eq!(synchronous(state).await, 1);
     }
 
     #[tokio::test]

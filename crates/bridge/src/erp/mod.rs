@@ -213,6 +213,23 @@ pub trait Erp: Send + Sync {
         invoice: &'a ErpInvoice,
     ) -> BoxFuture<'a, Result<PostOutcome, ErpError>>;
 
+    /// [`Erp::post_invoice`] for several invoices: one answer per invoice, in order, each
+    /// exactly what posting that invoice alone would answer. An ERP that can take a batch in one
+    /// go (one transaction, one durable write) overrides this; the default posts them one by
+    /// one.
+    fn post_invoices<'a>(
+        &'a self,
+        invoices: &'a [ErpInvoice],
+    ) -> BoxFuture<'a, Vec<Result<PostOutcome, ErpError>>> {
+        Box::pin(async move {
+            let mut out = Vec::with_capacity(invoices.len());
+            for invoice in invoices {
+                out.push(self.post_invoice(invoice).await);
+            }
+            out
+        })
+    }
+
     /// Cancels the ERP invoice of a voided Coupa invoice (status 'cancelled'); idempotent.
     fn cancel_invoice<'a>(
         &'a self,

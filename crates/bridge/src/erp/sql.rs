@@ -4,7 +4,7 @@
 //! `ERP-000001`, `ERP-000002`, ... without gaps, and is idempotent by Coupa invoice id even when
 //! the same invoice is posted concurrently.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::str::FromStr;
 
 use chrono::NaiveDate;
@@ -16,10 +16,14 @@ use super::{
     BoxFuture, CancelOutcome, Erp, ErpError, ErpInvoice, ErpInvoiceLine, ErpInvoiceRecord,
     ErpPayPayment, ErpPayment, MalformedPayment, PayBooking, PaymentSync, PostOutcome, schema,
 };
-use crate::db::{self, Db, placeholders, timestamp};
+use crate::db::{self, Backend, Db, placeholders, timestamp};
 
-/// Lines per `INSERT`: 7 parameters each.
-const LINES_PER_INSERT: usize = 100;
+/// Lines per `INSERT`: 7 parameters each (a power of two: see [`db::row_chunks`]).
+const LINES_PER_INSERT: usize = 64;
+/// Invoice headers per `INSERT`: 9 parameters each (a power of two).
+const HEADERS_PER_INSERT: usize = 32;
+/// Invoices per batch transaction (their ids, suppliers and periods are `IN` lists).
+const INVOICES_PER_BATCH: usize = 256;
 pub(super) const DATE_FORMAT: &str = "%Y-%m-%d";
 const HEADER_COLUMNS: &str = "document_number, coupa_invoice_id, invoice_number, supplier_number, \
                               supplier_name, invoice_date, currency, total, status, created_at";
@@ -198,18 +202,8 @@ impl SqlErp {
             });
         }
 
-        let mut reasons = Vec::new();
-        let mut master_name = None;
-        match invoice
-            .supplier_number
-            .as_deref()
-            .map(str::trim)
-            .filter(|n| !n.is_empty())
-        {
-            None => reasons.push(
-                "the invoice has no supplier number, so it matches no supplier in the ERP supplier master"
-                    .to_owned(),
-            ),
+        let supplier = match supplier_number(invoice) {
+            None => None,
             Some(number) => {
                 let row = sqlx::query(
                     "SELECT name, CASE WHEN active THEN 1 ELSE 0 END AS active \
@@ -219,26 +213,11 @@ impl SqlErp {
                 .fetch_optional(tx.conn())
                 .await
                 .map_err(unavailable(format!("{what}: reading supplier '{number}'")))?;
-                match row {
-                    None => reasons.push(format!(
-                        "supplier '{number}' is not in the ERP supplier master"
-                    )),
-                    Some(row) => {
-                        let read = unavailable(format!("{what}: reading supplier '{number}'"));
-                        let (name, active): (String, i64) = (|| {
-                            Ok::<_, sqlx::Error>((row.try_get("name")?, row.try_get("active")?))
-                        })()
-                        .map_err(read)?;
-                        if active == 0 {
-                            reasons.push(format!(
-                                "supplier '{number}' ({name}) is inactive in the ERP"
-                            ));
-                        }
-                        master_name = Some(name);
-                    }
-                }
+                row.map(|row| Ok::<_, sqlx::Error>((row.try_get("name")?, row.try_get("active")?)))
+                    .transpose()
+                    .map_err(unavailable(format!("{what}: reading supplier '{number}'")))?
             }
-        }
+        };
         let period = period_of(invoice.invoice_date);
         let open: Option<i64> = sqlx::query(
             "SELECT CASE WHEN open THEN 1 ELSE 0 END AS open FROM erp_periods WHERE period = $1",
@@ -248,9 +227,7 @@ impl SqlErp {
         .await
         .and_then(|row| row.map(|r| r.try_get("open")).transpose())
         .map_err(unavailable(format!("{what}: reading period {period}")))?;
-        if open == Some(0) {
-            reasons.push(format!("period {period} is closed"));
-        }
+        let (reasons, master_name) = judge(invoice, supplier, open);
         if !reasons.is_empty() {
             tx.rollback().await.map_err(unavailable(&what))?;
             return Ok(PostOutcome::Rejected { reasons });
@@ -296,7 +273,7 @@ impl SqlErp {
             }
         };
 
-        for chunk in invoice.lines.chunks(LINES_PER_INSERT) {
+        for chunk in db::row_chunks(&invoice.lines, LINES_PER_INSERT) {
             let rows: Vec<String> = (0..chunk.len())
                 .map(|i| format!("({})", placeholders(1 + i * 7, 7)))
                 .collect();
@@ -364,6 +341,337 @@ impl SqlErp {
         }
     }
 
+    /// [`Erp::post_invoices`]: on SQLite, the whole batch in one transaction (a handful of
+    /// statements and one durable commit for up to [`INVOICES_PER_BATCH`] invoices, instead of
+    /// about nine statements and a commit each). Each invoice gets the answer [`SqlErp::post`]
+    /// would give it: the same checks and reasons, numbers in batch order without gaps. Anything
+    /// unusual (a duplicate in the batch, a unique-constraint conflict) rolls the batch back and
+    /// posts the invoices one by one, where those cases are handled. PostgreSQL posts one by
+    /// one: there, concurrent writers and the advisory locks of Coupa Pay bookings are ordered
+    /// per invoice.
+    async fn post_many(&self, invoices: &[ErpInvoice]) -> Vec<Result<PostOutcome, ErpError>> {
+        let mut out = Vec::with_capacity(invoices.len());
+        if self.db.backend() != Backend::Sqlite || invoices.len() < 2 {
+            for invoice in invoices {
+                out.push(self.post(invoice).await);
+            }
+            return out;
+        }
+        for chunk in invoices.chunks(INVOICES_PER_BATCH) {
+            match self.post_batch(chunk).await {
+                Ok(Some(outcomes)) => out.extend(outcomes.into_iter().map(Ok)),
+                Ok(None) => {
+                    for invoice in chunk {
+                        out.push(self.post(invoice).await);
+                    }
+                }
+                Err(ErpError::Unavailable(why)) => {
+                    out.extend(
+                        chunk
+                            .iter()
+                            .map(|_| Err(ErpError::Unavailable(why.clone()))),
+                    );
+                }
+            }
+        }
+        out
+    }
+
+    /// One transaction for `invoices` (see [`SqlErp::post_many`]); `None` when it was rolled
+    /// back for the invoices to be posted one by one.
+    async fn post_batch(
+        &self,
+        invoices: &[ErpInvoice],
+    ) -> Result<Option<Vec<PostOutcome>>, ErpError> {
+        let what = format!("posting {} invoices", invoices.len());
+        let ids: BTreeSet<i64> = invoices.iter().map(|i| i.coupa_invoice_id).collect();
+        if ids.len() != invoices.len() {
+            return Ok(None);
+        }
+        let mut tx = self.db.begin_write().await.map_err(unavailable(&what))?;
+
+        let ids: Vec<i64> = db::in_list(&ids.into_iter().collect::<Vec<_>>());
+        let mut existing: HashMap<i64, String> = HashMap::new();
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT coupa_invoice_id, document_number FROM erp_invoices \
+             WHERE coupa_invoice_id IN ({})",
+            placeholders(1, ids.len())
+        )));
+        for id in &ids {
+            query = query.bind(*id);
+        }
+        for row in query
+            .fetch_all(tx.conn())
+            .await
+            .map_err(unavailable(format!("{what}: reading the invoices it has")))?
+        {
+            let read = || -> Result<(i64, String), sqlx::Error> {
+                Ok((
+                    row.try_get("coupa_invoice_id")?,
+                    row.try_get("document_number")?,
+                ))
+            };
+            let (id, number) = read().map_err(unavailable(format!("{what}: reading")))?;
+            existing.insert(id, number);
+        }
+
+        let numbers: Vec<&str> = db::in_list(
+            &invoices
+                .iter()
+                .filter_map(supplier_number)
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect::<Vec<_>>(),
+        );
+        let mut suppliers: HashMap<String, (String, i64)> = HashMap::new();
+        if !numbers.is_empty() {
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT number, name, CASE WHEN active THEN 1 ELSE 0 END AS active \
+                 FROM erp_suppliers WHERE number IN ({})",
+                placeholders(1, numbers.len())
+            )));
+            for number in &numbers {
+                query = query.bind(*number);
+            }
+            for row in query
+                .fetch_all(tx.conn())
+                .await
+                .map_err(unavailable(format!("{what}: reading the suppliers")))?
+            {
+                let read = || -> Result<(String, String, i64), sqlx::Error> {
+                    Ok((
+                        row.try_get("number")?,
+                        row.try_get("name")?,
+                        row.try_get("active")?,
+                    ))
+                };
+                let (number, name, active) =
+                    read().map_err(unavailable(format!("{what}: reading the suppliers")))?;
+                suppliers.insert(number, (name, active));
+            }
+        }
+
+        let periods: Vec<String> = db::in_list(
+            &invoices
+                .iter()
+                .map(|i| period_of(i.invoice_date))
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect::<Vec<_>>(),
+        );
+        let mut open: HashMap<String, i64> = HashMap::new();
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT period, CASE WHEN open THEN 1 ELSE 0 END AS open FROM erp_periods \
+             WHERE period IN ({})",
+            placeholders(1, periods.len())
+        )));
+        for period in &periods {
+            query = query.bind(period.as_str());
+        }
+        for row in query
+            .fetch_all(tx.conn())
+            .await
+            .map_err(unavailable(format!("{what}: reading the periods")))?
+        {
+            let read = || -> Result<(String, i64), sqlx::Error> {
+                Ok((row.try_get("period")?, row.try_get("open")?))
+            };
+            let (period, flag) =
+                read().map_err(unavailable(format!("{what}: reading the periods")))?;
+            open.insert(period, flag);
+        }
+
+        // Each invoice's answer; `None` for those to insert, with the master's supplier name.
+        let mut outcomes: Vec<Option<PostOutcome>> = Vec::with_capacity(invoices.len());
+        let mut accepted: Vec<(usize, Option<String>)> = Vec::new();
+        for (i, invoice) in invoices.iter().enumerate() {
+            if let Some(number) = existing.get(&invoice.coupa_invoice_id) {
+                outcomes.push(Some(PostOutcome::Accepted {
+                    document_number: number.clone(),
+                    already_posted: true,
+                }));
+                continue;
+            }
+            let supplier = supplier_number(invoice).and_then(|n| suppliers.get(n).cloned());
+            let period_open = open.get(&period_of(invoice.invoice_date)).copied();
+            let (reasons, master_name) = judge(invoice, supplier, period_open);
+            if reasons.is_empty() {
+                outcomes.push(None);
+                accepted.push((i, master_name));
+            } else {
+                outcomes.push(Some(PostOutcome::Rejected { reasons }));
+            }
+        }
+        if accepted.is_empty() {
+            tx.rollback().await.map_err(unavailable(&what))?;
+            return Ok(Some(outcomes.into_iter().flatten().collect()));
+        }
+
+        let count = i64::try_from(accepted.len()).unwrap_or(i64::MAX);
+        let last: i64 = sqlx::query(
+            "UPDATE erp_counters SET value = value + $1 WHERE name = 'invoice' RETURNING value",
+        )
+        .bind(count)
+        .fetch_one(tx.conn())
+        .await
+        .and_then(|row| row.try_get("value"))
+        .map_err(unavailable(format!("{what}: numbering the documents")))?;
+        let now = timestamp(db::now());
+        // Document numbers in batch order, from the first of the counter's new range.
+        let numbered: Vec<(usize, Option<String>, String)> = accepted
+            .into_iter()
+            .zip(last - count + 1..)
+            .map(|((i, name), n)| (i, name, document_number(n)))
+            .collect();
+
+        let mut row_ids: HashMap<i64, i64> = HashMap::new();
+        for chunk in db::row_chunks(&numbered, HEADERS_PER_INSERT) {
+            let rows: Vec<String> = (0..chunk.len())
+                .map(|r| {
+                    let p = |k: usize| format!("${}", 1 + r * 9 + k);
+                    format!(
+                        "({}, {}, {}, {}, {}, {}, {}, {}, 'open', {}, {})",
+                        p(0),
+                        p(1),
+                        p(2),
+                        p(3),
+                        p(4),
+                        p(5),
+                        p(6),
+                        p(7),
+                        p(8),
+                        p(8)
+                    )
+                })
+                .collect();
+            let sql = format!(
+                "INSERT INTO erp_invoices (document_number, coupa_invoice_id, invoice_number, \
+                 supplier_number, supplier_name, invoice_date, currency, total, status, \
+                 created_at, updated_at) VALUES {} \
+                 ON CONFLICT (coupa_invoice_id) DO NOTHING RETURNING id, coupa_invoice_id",
+                rows.join(", ")
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for (i, master_name, number) in chunk {
+                let invoice = &invoices[*i];
+                query = query
+                    .bind(number.as_str())
+                    .bind(invoice.coupa_invoice_id)
+                    .bind(invoice.invoice_number.as_str())
+                    .bind(invoice.supplier_number.as_deref())
+                    .bind(invoice.supplier_name.as_deref().or(master_name.as_deref()))
+                    .bind(invoice.invoice_date.format(DATE_FORMAT).to_string())
+                    .bind(invoice.currency.as_str())
+                    .bind(invoice.total.to_string())
+                    .bind(now.as_str());
+            }
+            let rows = match query.fetch_all(tx.conn()).await {
+                Ok(rows) => rows,
+                // A document number already taken (the counter behind the table): the one by
+                // one path reports it per invoice.
+                Err(e) if db::is_unique_violation(&e) => {
+                    tx.rollback().await.map_err(unavailable(&what))?;
+                    return Ok(None);
+                }
+                Err(e) => return Err(unavailable(format!("{what}: inserting"))(e)),
+            };
+            for row in &rows {
+                let read = || -> Result<(i64, i64), sqlx::Error> {
+                    Ok((row.try_get("coupa_invoice_id")?, row.try_get("id")?))
+                };
+                let (coupa_id, row_id) =
+                    read().map_err(unavailable(format!("{what}: inserting")))?;
+                row_ids.insert(coupa_id, row_id);
+            }
+            if rows.len() != chunk.len() {
+                // Another writer posted one of them meanwhile: one by one sorts it out.
+                tx.rollback().await.map_err(unavailable(&what))?;
+                return Ok(None);
+            }
+        }
+
+        let mut lines: Vec<(i64, &ErpInvoiceLine)> = Vec::new();
+        for (i, _, _) in &numbered {
+            let invoice = &invoices[*i];
+            let Some(row_id) = row_ids.get(&invoice.coupa_invoice_id) else {
+                tx.rollback().await.map_err(unavailable(&what))?;
+                return Ok(None);
+            };
+            lines.extend(invoice.lines.iter().map(|l| (*row_id, l)));
+        }
+        for chunk in db::row_chunks(&lines, LINES_PER_INSERT) {
+            let rows: Vec<String> = (0..chunk.len())
+                .map(|i| format!("({})", placeholders(1 + i * 7, 7)))
+                .collect();
+            let sql = format!(
+                "INSERT INTO erp_invoice_lines (invoice_id, line_num, description, quantity, \
+                 price, total, account_code) VALUES {}",
+                rows.join(", ")
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for (row_id, line) in chunk {
+                query = query
+                    .bind(*row_id)
+                    .bind(line.line_num)
+                    .bind(line.description.as_str())
+                    .bind(line.quantity.to_string())
+                    .bind(line.price.to_string())
+                    .bind(line.total.to_string())
+                    .bind(line.account_code.as_deref());
+            }
+            query
+                .execute(tx.conn())
+                .await
+                .map_err(unavailable(format!("{what}: inserting the lines")))?;
+        }
+
+        // Coupa Pay payments booked before the ERP had these invoices apply to them now: the
+        // same as `post` does per invoice, for those that have any waiting.
+        let inserted: Vec<i64> = db::in_list(
+            &numbered
+                .iter()
+                .map(|(i, _, _)| invoices[*i].coupa_invoice_id)
+                .collect::<Vec<_>>(),
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT DISTINCT coupa_invoice_id FROM erp_payment_applications \
+             WHERE coupa_invoice_id IN ({}) AND NOT applied AND problem IS NOT NULL",
+            placeholders(1, inserted.len())
+        )));
+        for id in &inserted {
+            query = query.bind(*id);
+        }
+        let waiting: BTreeSet<i64> = query
+            .fetch_all(tx.conn())
+            .await
+            .map_err(unavailable(format!(
+                "{what}: reading waiting Coupa Pay details"
+            )))?
+            .iter()
+            .map(|row| row.try_get("coupa_invoice_id"))
+            .collect::<Result<_, _>>()
+            .map_err(unavailable(format!(
+                "{what}: reading waiting Coupa Pay details"
+            )))?;
+        for (i, _, number) in &numbered {
+            let invoice = &invoices[*i];
+            if waiting.contains(&invoice.coupa_invoice_id) {
+                self.apply_waiting(tx.conn(), invoice, number).await?;
+            }
+        }
+        tx.commit()
+            .await
+            .map_err(unavailable(format!("{what}: committing")))?;
+
+        for (i, _, number) in numbered {
+            outcomes[i] = Some(PostOutcome::Accepted {
+                document_number: number,
+                already_posted: false,
+            });
+        }
+        Ok(Some(outcomes.into_iter().flatten().collect()))
+    }
+
     async fn cancel(&self, coupa_invoice_id: i64) -> Result<CancelOutcome, ErpError> {
         let what = format!("cancelling Coupa invoice {coupa_invoice_id}");
         let mut tx = self.db.begin_write().await.map_err(unavailable(&what))?;
@@ -414,6 +722,13 @@ impl Erp for SqlErp {
         Box::pin(self.post(invoice))
     }
 
+    fn post_invoices<'a>(
+        &'a self,
+        invoices: &'a [ErpInvoice],
+    ) -> BoxFuture<'a, Vec<Result<PostOutcome, ErpError>>> {
+        Box::pin(self.post_many(invoices))
+    }
+
     fn cancel_invoice<'a>(
         &'a self,
         coupa_invoice_id: i64,
@@ -449,6 +764,53 @@ impl Erp for SqlErp {
     ) -> BoxFuture<'a, Result<HashMap<i64, Vec<String>>, ErpError>> {
         Box::pin(self.read_pay_problems(coupa_payment_ids))
     }
+}
+
+/// The invoice's supplier number as the supplier master is searched by: trimmed, if any.
+fn supplier_number(invoice: &ErpInvoice) -> Option<&str> {
+    invoice
+        .supplier_number
+        .as_deref()
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+}
+
+/// Every reason the ERP refuses `invoice` (none: it is accepted), and the supplier's name in
+/// the master. `supplier` is the master's (name, active) for the invoice's supplier number,
+/// `period_open` the period row's open flag (no row: open).
+fn judge(
+    invoice: &ErpInvoice,
+    supplier: Option<(String, i64)>,
+    period_open: Option<i64>,
+) -> (Vec<String>, Option<String>) {
+    let mut reasons = Vec::new();
+    let mut master_name = None;
+    match supplier_number(invoice) {
+        None => reasons.push(
+            "the invoice has no supplier number, so it matches no supplier in the ERP supplier master"
+                .to_owned(),
+        ),
+        Some(number) => match supplier {
+            None => reasons.push(format!(
+                "supplier '{number}' is not in the ERP supplier master"
+            )),
+            Some((name, active)) => {
+                if active == 0 {
+                    reasons.push(format!(
+                        "supplier '{number}' ({name}) is inactive in the ERP"
+                    ));
+                }
+                master_name = Some(name);
+            }
+        },
+    }
+    if period_open == Some(0) {
+        reasons.push(format!(
+            "period {} is closed",
+            period_of(invoice.invoice_date)
+        ));
+    }
+    (reasons, master_name)
 }
 
 /// The document number of the ERP invoice of a Coupa invoice, if there is one.
@@ -575,6 +937,138 @@ mod tests {
         assert_eq!(headers[0].total.to_string(), "1187.16");
         assert_eq!(headers[0].supplier_name.as_deref(), Some("Acme"));
         assert_eq!(erp.invoice_lines(1042).await.expect("lines"), inv.lines);
+    }
+
+    /// A Coupa Pay payment of all of Coupa invoice `invoice` (1187.16), which the ERP may not
+    /// hold yet.
+    fn pay_payment(id: i64, invoice: i64) -> super::super::ErpPayPayment {
+        let total = Decimal::new(118_716, 2);
+        super::super::ErpPayPayment {
+            coupa_payment_id: id,
+            status: super::super::PAY_STATUS_SETTLES.into(),
+            payment_identifier: None,
+            pay_from_total: Some(total),
+            pay_from_currency: Some("USD".into()),
+            pay_to_total: Some(total),
+            pay_to_currency: Some("USD".into()),
+            exchange_rate: None,
+            payee_name: None,
+            pay_to_account_type: None,
+            error_text: None,
+            coupa_updated_at: chrono::DateTime::from_timestamp(1_767_225_600, 0)
+                .expect("valid instant"),
+            applications: vec![super::super::PayApplication {
+                coupa_detail_id: Some(id * 10),
+                source_type: Some("InvoiceHeader".into()),
+                coupa_invoice_id: Some(invoice),
+                invoice_number: Some(format!("INV-{invoice}")),
+                amount: total,
+                settled: total,
+                discount: Decimal::ZERO,
+                adjustment: Decimal::ZERO,
+                currency: "USD".into(),
+            }],
+        }
+    }
+
+    #[tokio::test]
+    async fn a_batch_answers_and_stores_what_posting_one_by_one_would() {
+        let (single, batch) = (erp().await, erp().await);
+        for e in [&single, &batch] {
+            e.set_period("2025-07", false).await.expect("close July");
+            e.post_invoice(&invoice(3, Some("SUP-1"), (2025, 8, 2)))
+                .await
+                .expect("posted before");
+            e.book_pay_payment(&pay_payment(900, 5))
+                .await
+                .expect("a payment waiting for invoice 5");
+        }
+        let mut trimmed = invoice(7, Some(" SUP-1 "), (2025, 8, 3));
+        trimmed.lines.push(ErpInvoiceLine {
+            line_num: 2,
+            description: "Toner".into(),
+            quantity: Decimal::ONE,
+            price: Decimal::new(1_000, 2),
+            total: Decimal::new(1_000, 2),
+            account_code: None,
+        });
+        let invoices = vec![
+            invoice(1, Some("SUP-1"), (2025, 8, 1)),
+            invoice(2, Some("SUP-2"), (2025, 7, 15)),
+            invoice(3, Some("SUP-1"), (2025, 8, 2)),
+            invoice(4, None, (2025, 8, 1)),
+            invoice(5, Some("SUP-1"), (2025, 8, 1)),
+            invoice(6, Some("SUP-9"), (2025, 7, 1)),
+            trimmed,
+        ];
+        let mut one_by_one = Vec::new();
+        for inv in &invoices {
+            one_by_one.push(single.post_invoice(inv).await.map_err(|e| e.to_string()));
+        }
+        let batched: Vec<_> = batch
+            .post_invoices(&invoices)
+            .await
+            .into_iter()
+            .map(|r| r.map_err(|e| e.to_string()))
+            .collect();
+        assert_eq!(batched, one_by_one);
+        assert!(matches!(
+            &batched[1],
+            Ok(PostOutcome::Rejected { reasons }) if reasons.len() == 2
+        ));
+        // The same rows, numbers and lines; the waiting payment applied and the invoice paid.
+        let rows = |e: &SqlErp| {
+            let e = e.clone();
+            async move {
+                let mut out = Vec::new();
+                for h in e.invoices().await.expect("list") {
+                    let lines = e.invoice_lines(h.coupa_invoice_id).await.expect("lines");
+                    out.push((
+                        h.document_number,
+                        h.coupa_invoice_id,
+                        h.supplier_name,
+                        h.status,
+                        h.total,
+                        lines,
+                    ));
+                }
+                out
+            }
+        };
+        let stored = rows(&batch).await;
+        assert_eq!(stored, rows(&single).await);
+        assert_eq!(stored.len(), 4, "{stored:?}");
+        assert_eq!(stored[3].0, "ERP-000004", "numbers without gaps");
+        let paid = stored.iter().find(|r| r.1 == 5).expect("invoice 5");
+        assert_eq!(paid.3, "paid");
+        assert_eq!(
+            batch.pay_problems(&[900]).await.expect("problems")[&900],
+            Vec::<String>::new()
+        );
+        // Twice the same invoice in a batch: answered as one by one would.
+        let twice = [
+            invoice(8, Some("SUP-1"), (2025, 8, 1)),
+            invoice(8, Some("SUP-1"), (2025, 8, 1)),
+        ];
+        let answers: Vec<_> = batch
+            .post_invoices(&twice)
+            .await
+            .into_iter()
+            .map(|r| r.map_err(|e| e.to_string()))
+            .collect();
+        assert_eq!(
+            answers,
+            vec![
+                Ok(PostOutcome::Accepted {
+                    document_number: "ERP-000005".into(),
+                    already_posted: false
+                }),
+                Ok(PostOutcome::Accepted {
+                    document_number: "ERP-000005".into(),
+                    already_posted: true
+                }),
+            ]
+        );
     }
 
     #[tokio::test]

@@ -18,18 +18,24 @@
 //!
 //! An invoice whose journal says `exported` but which Coupa lists as unexported again was reset
 //! by a clerk: it starts a new cycle, and the old cycle's unresolved records are resolved.
+//!
+//! For speed, the work that can be done a page at a time is: the page's unresolved records,
+//! journal entries and ERP postings (one ERP call for the page's new cycles) are read or made
+//! while the previous page's last invoices are still in flight, and each invoice then runs the
+//! steps above from `posted` on, up to `invoices.concurrency` at a time.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use coupa_api::client::{NewIntegration, NewMonitoringRecord};
 use coupa_api::observe::CallContext;
+use coupa_api::paging::Pager;
 use coupa_api::paging::RecordError;
 use coupa_api::query::{Fields, Query};
 use coupa_api::wire::Invoice;
 use coupa_api::{Client, ContactAlertType, IntegrationRunId, InvoiceId, InvoiceStatus};
 use coupa_doc::Value;
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
@@ -226,6 +232,16 @@ pub struct InvoiceExport {
     stop: crate::flows::Stop,
 }
 
+/// A listed invoice with what its page's queries found for it.
+struct Prepared {
+    id: Option<i64>,
+    item: Result<Invoice, RecordError>,
+    open: Unresolved,
+    entry: Option<crate::store::JournalEntry>,
+    /// The ERP's answer when the page's batch already posted it.
+    erp: Option<Result<ErpOutcome, String>>,
+}
+
 /// What became of one listed invoice.
 #[derive(Debug)]
 enum Done {
@@ -234,8 +250,6 @@ enum Done {
     Transient(String),
     /// A record without an id: nothing can be done with it but report it.
     Unreadable(String),
-    /// A stop was requested before it started: left as it is for the next pass.
-    NotStarted,
 }
 
 impl InvoiceExport {
@@ -331,6 +345,14 @@ impl InvoiceExport {
         Ok(created.id)
     }
 
+    /// Every eligible invoice, page by page, as one stream: up to `concurrency` invoices are in
+    /// flight, and the next page is read and prepared while the last invoices of the previous
+    /// one are still going, so the pipeline does not drain at each page boundary. Paging by id
+    /// keeps this skip-proof: the next page's cursor is the previous page's last id, whatever
+    /// has been marked exported since.
+    ///
+    /// A fatal error (or an error reading a page) stops new invoices from starting; those in
+    /// flight finish and are counted, then the first such error is returned.
     async fn export_all(
         &self,
         client: &Client,
@@ -338,76 +360,171 @@ impl InvoiceExport {
         coupa_run: Option<IntegrationRunId>,
         report: &mut PassReport,
     ) -> Result<(), FlowError> {
-        let mut pager = client
+        let concurrency = self.settings.concurrency.max(1);
+        let pager = client
             .invoices()
             .list(self.eligible().fields(invoice_fields()));
-        while let Some(page) = pager.next_page().await? {
-            let ids: Vec<i64> = page
-                .iter()
-                .filter_map(|item| match item {
-                    Ok(inv) => Some(inv.id.get()),
-                    Err(RecordError { id, .. }) => *id,
-                })
-                .collect();
-            let unresolved = self.unresolved(client, &ids).await?;
-            let keys: Vec<String> = ids.iter().map(|i| key(InvoiceId(*i))).collect();
-            let journal = self.store.journal_get_many(FLOW, &keys).await?;
-            let results: Vec<(Option<i64>, Result<Done, FlowError>)> =
-                futures_util::stream::iter(page)
-                    .map(|item| {
-                        let id = match &item {
-                            Ok(inv) => Some(inv.id.get()),
-                            Err(e) => e.id,
-                        };
-                        let open = id
-                            .and_then(|i| unresolved.get(&i).cloned())
-                            .unwrap_or_default();
-                        let entry = id.and_then(|i| journal.get(&key(InvoiceId(i))).cloned());
-                        async move {
-                            // Checked as each invoice starts: one already started runs to its end.
-                            if self.stop.requested() {
-                                return (id, Ok(Done::NotStarted));
-                            }
-                            let done = self.one(client, run, coupa_run, item, open, entry).await;
-                            (id, done)
-                        }
-                    })
-                    .buffer_unordered(self.settings.concurrency.max(1))
-                    .collect()
-                    .await;
-            for (id, done) in results {
-                let done = done?;
-                if matches!(done, Done::NotStarted) {
+        let mut fetching = Some(self.next_page(client, pager).boxed());
+        let mut queued: std::collections::VecDeque<Prepared> = Default::default();
+        let mut in_flight = futures_util::stream::FuturesUnordered::new();
+        let mut error: Option<FlowError> = None;
+        loop {
+            let stop = self.stop.requested();
+            if error.is_some() || stop {
+                // What has not started is left, untouched, for the next pass. A stop is checked
+                // as each invoice starts: one already started runs to its end.
+                if error.is_none() && (!queued.is_empty() || fetching.is_some()) {
                     report.stopped = true;
-                    continue;
                 }
-                report.listed += 1;
-                match done {
-                    Done::Exported(outcome) => {
-                        report.exported += 1;
-                        match outcome {
-                            ErpOutcome::Rejected { reasons } => {
-                                report
-                                    .rejected
-                                    .push((id.unwrap_or_default(), reasons.join("; ")));
-                            }
-                            ErpOutcome::Cancelled { .. } | ErpOutcome::NothingToCancel => {
-                                report.cancelled += 1;
-                            }
-                            ErpOutcome::Posted { .. } => report.posted += 1,
-                        }
-                    }
-                    Done::Transient(why) => report.transient.push((id.unwrap_or_default(), why)),
-                    Done::Unreadable(why) => report.unreadable.push(why),
-                    Done::NotStarted => {}
+                queued.clear();
+                fetching = None;
+            } else {
+                while in_flight.len() < concurrency {
+                    let Some(p) = queued.pop_front() else { break };
+                    in_flight.push(self.start(client, run, coupa_run, p));
                 }
             }
-            if self.stop.requested() {
-                report.stopped = true;
+            if in_flight.is_empty() && fetching.is_none() {
                 break;
             }
+            // Read the next page only once this one's invoices have all started.
+            let want_page = queued.is_empty() && fetching.is_some();
+            tokio::select! {
+                Some((id, done)) = in_flight.next(), if !in_flight.is_empty() => {
+                    match done {
+                        Ok(done) => count(report, id, done),
+                        Err(e) => {
+                            error.get_or_insert(e);
+                        }
+                    }
+                }
+                page = async {
+                    match fetching.as_mut() {
+                        Some(f) => f.await,
+                        None => std::future::pending().await,
+                    }
+                }, if want_page => {
+                    fetching = None;
+                    match page {
+                        Ok(Some((prepared, pager))) => {
+                            queued.extend(prepared);
+                            fetching = Some(self.next_page(client, pager).boxed());
+                        }
+                        Ok(None) => {}
+                        Err(e) => {
+                            error.get_or_insert(e);
+                        }
+                    }
+                }
+                else => break,
+            }
         }
-        Ok(())
+        match error {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// The next page of the listing, prepared; `None` after the last.
+    async fn next_page(
+        &self,
+        client: &Client,
+        mut pager: Pager<Invoice>,
+    ) -> Result<Option<(Vec<Prepared>, Pager<Invoice>)>, FlowError> {
+        match pager.next_page().await? {
+            Some(page) => Ok(Some((self.prepare(client, page).await?, pager))),
+            None => Ok(None),
+        }
+    }
+
+    /// One invoice of a page, with its id for the report.
+    async fn start(
+        &self,
+        client: &Client,
+        run: i64,
+        coupa_run: Option<IntegrationRunId>,
+        p: Prepared,
+    ) -> (Option<i64>, Result<Done, FlowError>) {
+        let done = self
+            .one(client, run, coupa_run, p.item, p.open, p.entry, p.erp)
+            .await;
+        (p.id, done)
+    }
+
+    /// What the invoices of one page need before they start: their unresolved records and their
+    /// journal entries, one query each for the whole page.
+    async fn prepare(
+        &self,
+        client: &Client,
+        page: Vec<Result<Invoice, RecordError>>,
+    ) -> Result<Vec<Prepared>, FlowError> {
+        let ids: Vec<i64> = page
+            .iter()
+            .filter_map(|item| match item {
+                Ok(inv) => Some(inv.id.get()),
+                Err(RecordError { id, .. }) => *id,
+            })
+            .collect();
+        let mut unresolved = self.unresolved(client, &ids).await?;
+        let keys: Vec<String> = ids.iter().map(|i| key(InvoiceId(*i))).collect();
+        let mut journal = self.store.journal_get_many(FLOW, &keys).await?;
+        let mut prepared: Vec<Prepared> = page
+            .into_iter()
+            .map(|item| {
+                let id = match &item {
+                    Ok(inv) => Some(inv.id.get()),
+                    Err(e) => e.id,
+                };
+                let open = id.and_then(|i| unresolved.remove(&i)).unwrap_or_default();
+                let entry = id.and_then(|i| journal.remove(&key(InvoiceId(i))));
+                Prepared {
+                    id,
+                    item,
+                    open,
+                    entry,
+                    erp: None,
+                }
+            })
+            .collect();
+        self.post_page(&mut prepared).await;
+        Ok(prepared)
+    }
+
+    /// Posts, in one ERP call, the page's invoices that start a new cycle with a posting, and
+    /// keeps each answer for [`InvoiceExport::one`]. Posting ahead changes no guarantee: the
+    /// ERP is idempotent by Coupa invoice id, and each invoice is still journaled `posted`
+    /// before anything is written to Coupa, so an invoice posted here whose cycle never ran is
+    /// simply answered "already posted" next time. Voided invoices and resumed cycles are left
+    /// to `one`, as are all invoices once a stop is requested.
+    async fn post_page(&self, prepared: &mut [Prepared]) {
+        if self.stop.requested() {
+            return;
+        }
+        // The sabotage acknowledges before the ERP effect, so nothing may be posted ahead.
+        #[cfg(feature = "sabotage")]
+        if crate::sabotage::ack_before_effect() {
+            return;
+        }
+        let mut batch: Vec<(usize, ErpInvoice)> = Vec::new();
+        for (i, p) in prepared.iter().enumerate() {
+            let Ok(inv) = &p.item else { continue };
+            if inv.status == Some(InvoiceStatus::Voided)
+                || resume(p.entry.as_ref(), &status_of(inv)).is_some()
+            {
+                continue;
+            }
+            if let Ok(erp_invoice) = to_erp(inv) {
+                batch.push((i, erp_invoice));
+            }
+        }
+        if batch.is_empty() {
+            return;
+        }
+        let invoices: Vec<ErpInvoice> = batch.iter().map(|(_, inv)| inv.clone()).collect();
+        let answers = self.erp.post_invoices(&invoices).await;
+        for ((i, _), answer) in batch.into_iter().zip(answers) {
+            prepared[i].erp = Some(post_outcome(answer));
+        }
     }
 
     /// The unresolved history records (and, in runs, integration errors) of a page's invoices.
@@ -423,7 +540,9 @@ impl InvoiceExport {
         Ok(monitoring::unresolved(client, DOCUMENT_TYPE, ids, with_errors).await?)
     }
 
-    /// One invoice, start to end of its cycle.
+    /// One invoice, start to end of its cycle. `posted` is the ERP's answer when the page's
+    /// batch already posted it.
+    #[allow(clippy::too_many_arguments)]
     async fn one(
         &self,
         client: &Client,
@@ -432,6 +551,7 @@ impl InvoiceExport {
         item: Result<Invoice, RecordError>,
         open: Unresolved,
         journal: Option<crate::store::JournalEntry>,
+        posted: Option<Result<ErpOutcome, String>>,
     ) -> Result<Done, FlowError> {
         let (id, invoice) = match item {
             Ok(inv) => (inv.id, Ok(inv)),
@@ -446,24 +566,9 @@ impl InvoiceExport {
             run: Some(run),
             document: Some(key(id)),
         });
-        let status = invoice
-            .as_ref()
-            .ok()
-            .and_then(|i| i.status.as_ref())
-            .map(|s| s.as_str().to_owned())
-            .unwrap_or_default();
+        let status = invoice.as_ref().map(status_of).unwrap_or_default();
         let k = key(id);
-        // Resume this cycle where the journal says it stopped, if it is the same cycle.
-        let resumed = journal.as_ref().and_then(|j| {
-            if j.step == step::EXPORTED {
-                return None;
-            }
-            serde_json::from_str::<Entry>(&j.detail)
-                .ok()
-                .filter(|e| e.status == status)
-                .map(|e| (j.step.clone(), e))
-        });
-        let (stage, mut entry) = match resumed {
+        let (stage, mut entry) = match resume(journal.as_ref(), &status) {
             Some(r) => r,
             None => {
                 // Deliberately broken for the chaos harness's tests: acknowledge first.
@@ -474,7 +579,11 @@ impl InvoiceExport {
                     }
                     failpoint::hit(crate::sabotage::ACKED_FAILPOINT);
                 }
-                let erp = match self.erp_step(id, &invoice).await {
+                let erp = match posted {
+                    Some(answer) => answer,
+                    None => self.erp_step(id, &invoice).await,
+                };
+                let erp = match erp {
                     Ok(o) => o,
                     Err(why) => return Ok(Done::Transient(why)),
                 };
@@ -541,17 +650,7 @@ impl InvoiceExport {
             Ok(e) => e,
             Err(reasons) => return Ok(ErpOutcome::Rejected { reasons }),
         };
-        match self.erp.post_invoice(&erp_invoice).await {
-            Ok(PostOutcome::Accepted {
-                document_number,
-                already_posted,
-            }) => Ok(ErpOutcome::Posted {
-                document_number,
-                already_posted,
-            }),
-            Ok(PostOutcome::Rejected { reasons }) => Ok(ErpOutcome::Rejected { reasons }),
-            Err(e) => Err(e.to_string()),
-        }
+        post_outcome(self.erp.post_invoice(&erp_invoice).await)
     }
 
     /// Tells Coupa the outcome, per the monitoring option.
@@ -624,6 +723,66 @@ impl InvoiceExport {
             .await?;
         failpoint::hit("recorded");
         Ok(())
+    }
+}
+
+/// The invoice's Coupa status, as the journal keeps it.
+fn status_of(inv: &Invoice) -> String {
+    inv.status
+        .as_ref()
+        .map(|s| s.as_str().to_owned())
+        .unwrap_or_default()
+}
+
+/// Where to resume the invoice's cycle: the journal's step and entry, if the journal holds an
+/// unfinished cycle for the same Coupa status (an exported cycle, or one for another status,
+/// means a new cycle).
+fn resume(journal: Option<&crate::store::JournalEntry>, status: &str) -> Option<(String, Entry)> {
+    let j = journal?;
+    if j.step == step::EXPORTED {
+        return None;
+    }
+    serde_json::from_str::<Entry>(&j.detail)
+        .ok()
+        .filter(|e| e.status == status)
+        .map(|e| (j.step.clone(), e))
+}
+
+/// The ERP's answer to a posting, as the journal keeps it; `Err` is an outage.
+fn post_outcome(answer: Result<PostOutcome, crate::erp::ErpError>) -> Result<ErpOutcome, String> {
+    match answer {
+        Ok(PostOutcome::Accepted {
+            document_number,
+            already_posted,
+        }) => Ok(ErpOutcome::Posted {
+            document_number,
+            already_posted,
+        }),
+        Ok(PostOutcome::Rejected { reasons }) => Ok(ErpOutcome::Rejected { reasons }),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Adds one invoice's outcome to the pass report.
+fn count(report: &mut PassReport, id: Option<i64>, done: Done) {
+    report.listed += 1;
+    match done {
+        Done::Exported(outcome) => {
+            report.exported += 1;
+            match outcome {
+                ErpOutcome::Rejected { reasons } => {
+                    report
+                        .rejected
+                        .push((id.unwrap_or_default(), reasons.join("; ")));
+                }
+                ErpOutcome::Cancelled { .. } | ErpOutcome::NothingToCancel => {
+                    report.cancelled += 1;
+                }
+                ErpOutcome::Posted { .. } => report.posted += 1,
+            }
+        }
+        Done::Transient(why) => report.transient.push((id.unwrap_or_default(), why)),
+        Done::Unreadable(why) => report.unreadable.push(why),
     }
 }
 

@@ -3,9 +3,9 @@
 //!
 //! The observer runs inline on the request path, so it only converts the attempt and pushes it
 //! into an unbounded channel (attempts are rate-limited by the client's governor, so the queue
-//! cannot outgrow a few seconds of traffic). One background task takes whatever has queued up
-//! since its last write, up to [`MAX_BATCH`], and writes it in one transaction: under load the
-//! batches grow by themselves, idle it writes each call as it comes.
+//! cannot outgrow a few seconds of traffic). One background task takes whatever queues up within
+//! a few milliseconds of a call, up to [`MAX_BATCH`], and writes it in one transaction: under
+//! load the batches grow by themselves, idle it writes each call shortly after it comes.
 //! [`CallLogHandle::flush`] ends the task after everything queued before it has been written.
 
 use std::sync::Arc;
@@ -22,6 +22,8 @@ use crate::db;
 
 /// Most calls written in one transaction.
 pub const MAX_BATCH: usize = 1_000;
+/// How long the first call of a batch waits for others before the batch is written.
+const LINGER: Duration = Duration::from_millis(20);
 /// Waits before retrying a failed batch write; then the batch is given up (and counted).
 const RETRY_DELAYS: [Duration; 3] = [
     Duration::from_millis(100),
@@ -154,11 +156,15 @@ async fn write_loop(store: Store, mut rx: mpsc::UnboundedReceiver<Msg>) -> CallL
             // Every sender is gone (handle dropped without flush, observers dropped).
             None => break,
         };
+        // Let the calls of the next few milliseconds join this one: under load one transaction
+        // then carries dozens of calls instead of a few, and leaves the state store's write
+        // lock to the journal. A flush (or a full batch) writes at once.
+        let until = tokio::time::Instant::now() + LINGER;
         while !flushing && batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(Msg::Call(c)) => batch.push(c),
-                Ok(Msg::Flush) => flushing = true,
-                Err(_) => break,
+            match tokio::time::timeout_at(until, rx.recv()).await {
+                Ok(Some(Msg::Call(c))) => batch.push(c),
+                Ok(Some(Msg::Flush)) => flushing = true,
+                Ok(None) | Err(_) => break,
             }
         }
         write(&store, &mut batch, &mut stats).await;

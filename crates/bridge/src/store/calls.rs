@@ -11,8 +11,9 @@ use crate::db::{self, placeholders, timestamp};
 /// The status classes a call is filed under (`coupa_api::observe::Attempt::status_class`).
 pub const STATUS_CLASSES: [&str; 6] = ["2xx", "3xx", "4xx", "429", "5xx", "error"];
 
-/// Rows per `INSERT`: 14 parameters each, well under both backends' bind limits.
-const ROWS_PER_INSERT: usize = 200;
+/// Rows per `INSERT` (a power of two, see [`db::row_chunks`]): 14 parameters each, well under
+/// both backends' bind limits.
+const ROWS_PER_INSERT: usize = 128;
 const COLUMNS: &str = "at, flow, run_id, document, method, path, status, status_class, \
                        duration_ms, waited_ms, attempt, bytes_sent, bytes_received, error";
 const COLUMN_COUNT: usize = 14;
@@ -41,7 +42,7 @@ impl Store {
             .begin_write()
             .await
             .map_err(StoreError::query(what()))?;
-        for chunk in calls.chunks(ROWS_PER_INSERT) {
+        for chunk in db::row_chunks(calls, ROWS_PER_INSERT) {
             let rows: Vec<String> = (0..chunk.len())
                 .map(|i| format!("({})", placeholders(1 + i * COLUMN_COUNT, COLUMN_COUNT)))
                 .collect();

@@ -3,18 +3,122 @@
 //! transaction, so the audit trail never misses a step the current row shows.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use sqlx::Row;
-use sqlx::any::AnyRow;
+use sqlx::any::{Any, AnyArguments, AnyRow};
+use sqlx::query::Query;
+use tokio::sync::oneshot;
 
 use super::{JournalEntry, Store, StoreError};
 use crate::db::{self, placeholders, timestamp};
 
-/// Keys per `IN (...)` list: well under SQLite's and PostgreSQL's bind-parameter limits.
-const KEYS_PER_QUERY: usize = 500;
+/// Keys per `IN (...)` list (a power of two: lists are padded to one, see [`db::in_list`]):
+/// well under SQLite's and PostgreSQL's bind-parameter limits.
+const KEYS_PER_QUERY: usize = 512;
+/// Journal rows per `INSERT` (6 parameters each, a power of two: see [`db::row_chunks`]),
+/// under both backends' parameter limits.
+const PUTS_PER_STATEMENT: usize = 256;
+
+/// One journal change, owned so that whichever caller leads the group commit can write it.
+#[derive(Debug)]
+struct Put {
+    flow: String,
+    key: String,
+    step: String,
+    detail: String,
+    run: Option<i64>,
+    at: String,
+}
+
+#[derive(Debug)]
+struct Pending {
+    id: u64,
+    put: Put,
+    done: oneshot::Sender<Result<(), StoreError>>,
+}
+
+/// The journal changes waiting for the next group commit (see [`Store::journal_put`]).
+/// Shared by the clones of a store.
+#[derive(Debug, Default)]
+pub(crate) struct JournalQueue {
+    pending: Mutex<Vec<Pending>>,
+    /// Held by the caller (then its write task) writing a batch; the next holder takes all
+    /// that queued meanwhile.
+    leader: Arc<tokio::sync::Mutex<()>>,
+    next_id: AtomicU64,
+}
+
+impl JournalQueue {
+    fn push(&self, put: Put, done: oneshot::Sender<Result<(), StoreError>>) -> Queued<'_> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        self.lock().push(Pending { id, put, done });
+        Queued { queue: self, id }
+    }
+
+    fn take_all(&self) -> Vec<Pending> {
+        std::mem::take(&mut *self.lock())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Pending>> {
+        // The list stays consistent whatever panicked while holding it.
+        self.pending.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// A queued put: dropped (its caller cancelled) before a leader took it, it is withdrawn, so a
+/// cancelled put is never written later behind its caller's back.
+struct Queued<'a> {
+    queue: &'a JournalQueue,
+    id: u64,
+}
+
+impl Drop for Queued<'_> {
+    fn drop(&mut self) {
+        self.queue.lock().retain(|p| p.id != self.id);
+    }
+}
+
+fn interrupted(flow: &str, key: &str, step: &str) -> StoreError {
+    StoreError::Invalid(format!(
+        "recording {flow} document '{key}' at step {step}: the write was interrupted \
+         (its outcome is unknown)"
+    ))
+}
+
+/// `($1, ..., $6), ($7, ..., $12), ...` for `rows` rows.
+fn rows_of_six(rows: usize) -> String {
+    (0..rows)
+        .map(|i| format!("({})", placeholders(1 + i * 6, 6)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn bind_puts<'q>(
+    mut query: Query<'q, Any, AnyArguments>,
+    puts: &'q [&Put],
+) -> Query<'q, Any, AnyArguments> {
+    for p in puts {
+        query = query
+            .bind(p.flow.as_str())
+            .bind(p.key.as_str())
+            .bind(p.step.as_str())
+            .bind(p.detail.as_str())
+            .bind(p.run)
+            .bind(p.at.as_str());
+    }
+    query
+}
 
 impl Store {
     /// Sets the current step of document `key` of `flow`, and appends the change to the history.
+    /// Returns once the change is committed.
+    ///
+    /// Puts made while another is being written are committed together, in one transaction
+    /// (group commit): a pass with many documents in flight pays one commit (and, on SQLite, one
+    /// `fsync`) for all the steps that were ready, instead of one each. Each caller still returns
+    /// only after its own step is durable, so the journal-before-effect order is unchanged.
     pub async fn journal_put(
         &self,
         flow: &str,
@@ -23,42 +127,108 @@ impl Store {
         detail: &str,
         run: Option<i64>,
     ) -> Result<(), StoreError> {
-        let what = || format!("recording {flow} document '{key}' at step {step}");
-        let at = timestamp(db::now());
+        let put = Put {
+            flow: flow.to_owned(),
+            key: key.to_owned(),
+            step: step.to_owned(),
+            detail: detail.to_owned(),
+            run,
+            at: timestamp(db::now()),
+        };
+        let queue = &self.journal_queue;
+        let (done, mut answer) = oneshot::channel();
+        let queued = queue.push(put, done);
+        let leader = Arc::clone(&queue.leader).lock_owned().await;
+        match answer.try_recv() {
+            // An earlier leader wrote it while this one waited for its turn.
+            Ok(result) => return result,
+            Err(oneshot::error::TryRecvError::Closed) => return Err(interrupted(flow, key, step)),
+            Err(oneshot::error::TryRecvError::Empty) => {}
+        }
+        let batch = queue.take_all();
+        // From here the batch is written whatever becomes of this caller: the write runs as its
+        // own task, holding the leader lock, so a caller dropped mid-write (a pass cancelled)
+        // neither loses the others' steps nor leaves them not knowing whether they were written.
+        drop(queued);
+        let store = self.clone();
+        tokio::spawn(async move {
+            let _leader = leader;
+            store.write_batch(batch).await;
+        });
+        answer
+            .await
+            .unwrap_or_else(|_| Err(interrupted(flow, key, step)))
+    }
+
+    /// Writes a batch of puts in one transaction and answers each; if the transaction fails,
+    /// each put is tried on its own so that each caller gets its own answer.
+    async fn write_batch(&self, batch: Vec<Pending>) {
+        if batch.is_empty() {
+            return;
+        }
+        let puts: Vec<&Put> = batch.iter().map(|p| &p.put).collect();
+        if batch.len() > 1 && self.write_puts(&puts).await.is_ok() {
+            for p in batch {
+                let _ = p.done.send(Ok(()));
+            }
+            return;
+        }
+        for p in batch {
+            let result = self.write_puts(&[&p.put]).await;
+            let _ = p.done.send(result);
+        }
+    }
+
+    /// One transaction: the fence checked, the current rows set (the last put of a document
+    /// wins, as if the puts had been made one after another), every put appended to the history.
+    async fn write_puts(&self, puts: &[&Put]) -> Result<(), StoreError> {
+        let what = || match puts {
+            [p] => format!(
+                "recording {} document '{}' at step {}",
+                p.flow, p.key, p.step
+            ),
+            _ => format!("recording {} journal steps", puts.len()),
+        };
         let mut tx = self
             .db
             .begin_write()
             .await
             .map_err(StoreError::query(what()))?;
         self.check_fence(tx.conn()).await?;
-        sqlx::query(
-            "INSERT INTO journal (flow, doc_key, step, detail, run_id, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6) \
-             ON CONFLICT (flow, doc_key) DO UPDATE SET step = excluded.step, \
-             detail = excluded.detail, run_id = excluded.run_id, updated_at = excluded.updated_at",
-        )
-        .bind(flow)
-        .bind(key)
-        .bind(step)
-        .bind(detail)
-        .bind(run)
-        .bind(&at)
-        .execute(tx.conn())
-        .await
-        .map_err(StoreError::query(what()))?;
-        sqlx::query(
-            "INSERT INTO journal_history (flow, doc_key, step, detail, run_id, at) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(flow)
-        .bind(key)
-        .bind(step)
-        .bind(detail)
-        .bind(run)
-        .bind(&at)
-        .execute(tx.conn())
-        .await
-        .map_err(StoreError::query(what()))?;
+        // PostgreSQL refuses an upsert touching one row twice: only each document's last put.
+        let mut last: Vec<&Put> = Vec::with_capacity(puts.len());
+        for (i, p) in puts.iter().enumerate() {
+            if !puts[i + 1..]
+                .iter()
+                .any(|q| q.flow == p.flow && q.key == p.key)
+            {
+                last.push(p);
+            }
+        }
+        for chunk in db::row_chunks(&last, PUTS_PER_STATEMENT) {
+            let sql = format!(
+                "INSERT INTO journal (flow, doc_key, step, detail, run_id, updated_at) \
+                 VALUES {} \
+                 ON CONFLICT (flow, doc_key) DO UPDATE SET step = excluded.step, \
+                 detail = excluded.detail, run_id = excluded.run_id, \
+                 updated_at = excluded.updated_at",
+                rows_of_six(chunk.len())
+            );
+            bind_puts(sqlx::query(sqlx::AssertSqlSafe(sql)), chunk)
+                .execute(tx.conn())
+                .await
+                .map_err(StoreError::query(what()))?;
+        }
+        for chunk in db::row_chunks(puts, PUTS_PER_STATEMENT) {
+            let sql = format!(
+                "INSERT INTO journal_history (flow, doc_key, step, detail, run_id, at) VALUES {}",
+                rows_of_six(chunk.len())
+            );
+            bind_puts(sqlx::query(sqlx::AssertSqlSafe(sql)), chunk)
+                .execute(tx.conn())
+                .await
+                .map_err(StoreError::query(what()))?;
+        }
         tx.commit().await.map_err(StoreError::query(what()))
     }
 
@@ -91,13 +261,14 @@ impl Store {
     ) -> Result<HashMap<String, JournalEntry>, StoreError> {
         let mut found = HashMap::with_capacity(keys.len());
         for chunk in keys.chunks(KEYS_PER_QUERY) {
+            let chunk = db::in_list(chunk);
             let sql = format!(
                 "SELECT doc_key, step, detail, run_id, updated_at FROM journal \
                  WHERE flow = $1 AND doc_key IN ({})",
                 placeholders(2, chunk.len())
             );
             let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(flow);
-            for key in chunk {
+            for key in &chunk {
                 query = query.bind(key.as_str());
             }
             let rows = query
@@ -268,6 +439,163 @@ mod tests {
         assert_eq!(
             store.journal_get("payments", "1042").await.expect("get"),
             None
+        );
+    }
+
+    /// A file store: several connections, as in production (`sqlite::memory:` has one).
+    async fn file_store(dir: &tempfile::TempDir) -> Store {
+        Store::connect(&format!(
+            "sqlite://{}",
+            dir.path().join("state.db").display()
+        ))
+        .await
+        .expect("file store")
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_puts_are_all_committed_with_their_history_in_order() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = file_store(&dir).await;
+        let steps = ["posted", "recording", "recorded", "exported"];
+        let tasks: Vec<_> = (0..40)
+            .map(|i| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    for step in steps {
+                        store
+                            .journal_put("invoices", &format!("invoice:{i}"), step, "", Some(i))
+                            .await
+                            .expect("put");
+                    }
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.expect("task");
+        }
+        let keys: Vec<String> = (0..40).map(|i| format!("invoice:{i}")).collect();
+        let current = store
+            .journal_get_many("invoices", &keys)
+            .await
+            .expect("get");
+        assert_eq!(current.len(), 40);
+        assert!(current.values().all(|e| e.step == "exported"));
+        for key in &keys {
+            let history: Vec<String> = store
+                .journal_history("invoices", key)
+                .await
+                .expect("history")
+                .into_iter()
+                .map(|e| e.step)
+                .collect();
+            assert_eq!(history, steps, "{key}");
+        }
+    }
+
+    #[tokio::test]
+    async fn the_last_put_of_a_document_in_a_batch_wins() {
+        let store = Store::connect("sqlite::memory:").await.expect("store");
+        let put = |step: &str, detail: &str| Put {
+            flow: "invoices".into(),
+            key: "invoice:1".into(),
+            step: step.into(),
+            detail: detail.into(),
+            run: None,
+            at: timestamp(db::now()),
+        };
+        let (a, b, c) = (
+            put("posted", "1"),
+            put("recording", "2"),
+            put("recorded", "3"),
+        );
+        store.write_puts(&[&a, &b, &c]).await.expect("batch");
+        let entry = store
+            .journal_get("invoices", "invoice:1")
+            .await
+            .expect("get")
+            .expect("entry");
+        assert_eq!(
+            (entry.step.as_str(), entry.detail.as_str()),
+            ("recorded", "3")
+        );
+        assert_eq!(
+            store
+                .journal_history("invoices", "invoice:1")
+                .await
+                .expect("history")
+                .len(),
+            3
+        );
+    }
+
+    #[tokio::test]
+    async fn a_put_cancelled_while_queued_is_never_written() {
+        let store = Store::connect("sqlite::memory:").await.expect("store");
+        // Another write in progress: the put queues behind it.
+        let leader = Arc::clone(&store.journal_queue.leader).lock_owned().await;
+        {
+            let put = store.journal_put("invoices", "invoice:1", "posted", "", None);
+            let mut put = std::pin::pin!(put);
+            assert!(futures_util::poll!(put.as_mut()).is_pending());
+            assert_eq!(store.journal_queue.lock().len(), 1, "queued");
+        }
+        assert!(
+            store.journal_queue.lock().is_empty(),
+            "withdrawn when dropped"
+        );
+        drop(leader);
+        store
+            .journal_put("invoices", "invoice:2", "posted", "", None)
+            .await
+            .expect("put");
+        assert_eq!(
+            store
+                .journal_get("invoices", "invoice:1")
+                .await
+                .expect("get"),
+            None
+        );
+        assert!(
+            store
+                .journal_get("invoices", "invoice:2")
+                .await
+                .expect("get")
+                .is_some()
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_fenced_batch_writes_nothing_and_fails_every_caller() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = file_store(&dir).await;
+        store.set_fence(Some(super::super::Fence {
+            lease: "flows".into(),
+            holder: "replica-a".into(),
+            token: 7,
+            term: std::time::Duration::from_secs(10),
+        }));
+        let tasks: Vec<_> = (0..10)
+            .map(|i| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    store
+                        .journal_put("invoices", &format!("invoice:{i}"), "posted", "", None)
+                        .await
+                })
+            })
+            .collect();
+        for t in tasks {
+            let e = t.await.expect("task").expect_err("no lease, no write");
+            assert!(matches!(e, StoreError::Fenced { .. }), "{e}");
+        }
+        store.set_fence(None);
+        let keys: Vec<String> = (0..10).map(|i| format!("invoice:{i}")).collect();
+        assert!(
+            store
+                .journal_get_many("invoices", &keys)
+                .await
+                .expect("get")
+                .is_empty()
         );
     }
 

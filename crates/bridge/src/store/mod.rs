@@ -26,7 +26,7 @@ use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
 
-use crate::db::{Db, DbError};
+use crate::db::{Db, DbError, Durability};
 
 pub use call_log::{CallLog, CallLogHandle, CallLogStats};
 pub use leases::{FLOWS_LEASE, Fence};
@@ -37,6 +37,8 @@ pub struct Store {
     db: Db,
     /// The lease this store writes under (see [`leases`]); shared by clones.
     fence: Arc<Mutex<Option<Fence>>>,
+    /// Journal changes waiting for their group commit; shared by clones.
+    journal_queue: Arc<journal::JournalQueue>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -169,8 +171,11 @@ impl Default for CallFilter {
 
 impl Store {
     /// Connects to `url` (`sqlite://...`, `postgres://...`) and brings the schema up to date.
+    /// On SQLite, commits are durable against the process being killed, not against a power
+    /// cut ([`Durability::ProcessCrash`]): every promise the journal keeps is about the
+    /// connector's process, and what must survive more (the ERP's acceptance) is the ERP's.
     pub async fn connect(url: &str) -> Result<Store, StoreError> {
-        let db = Db::connect(url).await?;
+        let db = Db::connect_with(url, Durability::ProcessCrash).await?;
         Store::open(db).await
     }
 
@@ -180,6 +185,7 @@ impl Store {
         Ok(Store {
             db,
             fence: Arc::default(),
+            journal_queue: Arc::default(),
         })
     }
 
