@@ -312,7 +312,9 @@ fn b64(s: &str) -> String {
     String::from_utf8_lossy(&bytes).into_owned()
 }
 
-fn acceptor() -> TlsAcceptor {
+/// A TLS acceptor for `localhost` / 127.0.0.1 with the test CA's server certificate (the CA is
+/// in no trust store). Shared with `security.rs`.
+pub(crate) fn acceptor() -> TlsAcceptor {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
     let certs = CertificateDer::pem_slice_iter(SERVER_CERT_PEM.as_bytes())

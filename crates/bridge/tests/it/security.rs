@@ -23,8 +23,6 @@ use coupa_sim::config::{ALL_SCOPES, DEFAULT_CLIENT_ID, OAuthClient};
 use coupa_sim::faults::{FaultKind, FaultRule};
 use sqlx::Row;
 use tokio::net::TcpListener;
-use tokio_rustls::TlsAcceptor;
-use tokio_rustls::rustls;
 
 use crate::dashboard::serve_connector;
 
@@ -38,45 +36,9 @@ const TOKEN_PREFIX: &str = "eyJhbGciOiJSUzI1NiJ9.";
 // ---------------------------------------------------------------------------------------------
 // TLS
 
-// A private CA and a server certificate for `localhost` / 127.0.0.1 it signed (the same test
-// material as notify.rs). The CA is in no trust store: a client that verifies refuses it.
-const SERVER_CERT_PEM: &str = "-----BEGIN CERTIFICATE-----
-MIIBtjCCAV2gAwIBAgIBAjAKBggqhkjOPQQDAjAfMR0wGwYDVQQDDBRjb3VwYS1i
-cmlkZ2UgdGVzdCBDQTAgFw0yMDAxMDEwMDAwMDBaGA8yMTIwMDEwMTAwMDAwMFow
-FDESMBAGA1UEAwwJbG9jYWxob3N0MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE
-oa7Ox3jieNfpx9B/fnBoYZ/2SQFuyPYqKd+DhfKGdWR/Z7IFwZCkvQtD2sTkl+i4
-SLzDRbf+19eTILKmpEhkgaOBkjCBjzAMBgNVHRMBAf8EAjAAMA4GA1UdDwEB/wQE
-AwIHgDATBgNVHSUEDDAKBggrBgEFBQcDATAaBgNVHREEEzARgglsb2NhbGhvc3SH
-BH8AAAEwHwYDVR0jBBgwFoAUbO1VILKY8OOWfY4Fln0w0snvZmswHQYDVR0OBBYE
-FKj0uoRP2aW6WLVjMFSToxDzSpMbMAoGCCqGSM49BAMCA0cAMEQCICPgiMOI9oBY
-2Pqj+JPOFlpig452NU7dunVZEkEDt4ZAAiAhbGCF5hawWWnogbwQyc47YUBfmZZG
-8q3ms409VA0iEw==
------END CERTIFICATE-----
-";
-const SERVER_KEY_PEM: &str = "-----BEGIN PRIVATE KEY-----
-MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg5CgflZBWkhZLQSYq
-leJ8inhBkqPP55W5/LfHBWiqGVqhRANCAAShrs7HeOJ41+nH0H9+cGhhn/ZJAW7I
-9iop34OF8oZ1ZH9nsgXBkKS9C0PaxOSX6LhIvMNFt/7X15MgsqakSGSB
------END PRIVATE KEY-----
-";
-
-fn acceptor() -> TlsAcceptor {
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-    let certs = CertificateDer::pem_slice_iter(SERVER_CERT_PEM.as_bytes())
-        .collect::<Result<Vec<_>, _>>()
-        .expect("server certificate");
-    let key = PrivateKeyDer::from_pem_slice(SERVER_KEY_PEM.as_bytes()).expect("server key");
-    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::aws_lc_rs::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .expect("TLS versions")
-    .with_no_client_auth()
-    .with_single_cert(certs, key)
-    .expect("server TLS config");
-    TlsAcceptor::from(Arc::new(config))
-}
+// The private CA's server certificate for `localhost` / 127.0.0.1, from notify.rs. The CA is in
+// no trust store: a client that verifies refuses it.
+use crate::notify::acceptor;
 
 /// An HTTPS server with a certificate from an unknown CA: counts connections and completed
 /// handshakes, and answers 200 to anyone who gets through (nobody should).
