@@ -73,6 +73,9 @@ impl Connector {
     /// One pass of `flow`: runs it, counts it in the metrics, tells the notifier. A pass that
     /// sees `stop` finishes its documents in hand and ends early.
     pub async fn pass(&self, flow: FlowName, stop: &Stop) -> Result<PassReport, FlowError> {
+        if !self.config.enabled(flow) {
+            return Err(FlowError::Disabled(flow));
+        }
         let started = std::time::Instant::now();
         let erp = self.erp.clone();
         let config = &self.config;

@@ -31,6 +31,6 @@ pub mod wire;
 
 pub use client::{Client, ClientConfig, DEFAULT_MAX_RESPONSE_BYTES};
 pub use domain::*;
-pub use error::{Error, ErrorClass};
+pub use error::{Error, ErrorClass, ErrorKind};
 pub use secrecy::SecretString;
 pub use wire::Format;

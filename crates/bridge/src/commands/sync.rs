@@ -23,7 +23,7 @@ pub enum Flow {
     Payments,
     /// Coupa Pay payments into the ERP.
     PayPayments,
-    /// Every flow that exists, in order.
+    /// Every enabled flow, in order.
     All,
 }
 
@@ -61,7 +61,7 @@ pub async fn run(args: SyncArgs) -> anyhow::Result<ExitCode> {
         Flow::Invoices => vec![FlowName::Invoices],
         Flow::Payments => vec![FlowName::Payments],
         Flow::PayPayments => vec![FlowName::PayPayments],
-        Flow::All => FlowName::ALL.to_vec(),
+        Flow::All => connector.config.enabled_flows(),
     };
     let mut reports = Vec::new();
     let mut failure = None;

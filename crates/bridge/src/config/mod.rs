@@ -234,6 +234,8 @@ impl std::fmt::Debug for ErpConfig {
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct InvoicesConfig {
+    /// Whether the flow runs at all: `sync all`, `run` and `doctor` leave a disabled flow out.
+    pub enabled: bool,
     /// Coupa invoice statuses to export.
     pub statuses: Vec<String>,
     /// `custom-fields`, `history` or `runs`.
@@ -251,6 +253,7 @@ pub struct InvoicesConfig {
 impl Default for InvoicesConfig {
     fn default() -> Self {
         InvoicesConfig {
+            enabled: true,
             statuses: vec!["approved".into(), "voided".into()],
             monitoring: Monitoring::Runs,
             integration_code: "ERP-INVOICES".into(),
@@ -276,6 +279,8 @@ pub enum PaymentTransport {
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PaymentsConfig {
+    /// Whether the flow runs at all: `sync all`, `run` and `doctor` leave a disabled flow out.
+    pub enabled: bool,
     /// `api` or `csv`.
     pub transport: PaymentTransport,
     /// The Coupa integration failures are reported under (an integration error with an alert
@@ -290,6 +295,7 @@ pub struct PaymentsConfig {
 impl Default for PaymentsConfig {
     fn default() -> Self {
         PaymentsConfig {
+            enabled: true,
             transport: PaymentTransport::Api,
             integration_code: "ERP-PAYMENTS".into(),
             concurrency: 4,
@@ -351,6 +357,8 @@ impl Default for SftpConfig {
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PayPaymentsConfig {
+    /// Whether the flow runs at all: `sync all`, `run` and `doctor` leave a disabled flow out.
+    pub enabled: bool,
     /// Coupa Pay payment statuses to export.
     pub statuses: Vec<String>,
     /// Only payments to this kind of pay-to account; empty exports every kind.
@@ -372,6 +380,7 @@ pub struct PayPaymentsConfig {
 impl Default for PayPaymentsConfig {
     fn default() -> Self {
         PayPaymentsConfig {
+            enabled: true,
             statuses: vec![
                 "completed_successfully".into(),
                 "completed_with_errors".into(),
@@ -548,6 +557,24 @@ impl Default for ServerConfig {
 }
 
 impl Config {
+    /// Whether `flow` runs (`<section>.enabled`).
+    pub fn enabled(&self, flow: crate::flows::FlowName) -> bool {
+        use crate::flows::FlowName;
+        match flow {
+            FlowName::Invoices => self.invoices.enabled,
+            FlowName::Payments => self.payments.enabled,
+            FlowName::PayPayments => self.pay_payments.enabled,
+        }
+    }
+
+    /// The flows that run, in `sync all`'s order.
+    pub fn enabled_flows(&self) -> Vec<crate::flows::FlowName> {
+        crate::flows::FlowName::ALL
+            .into_iter()
+            .filter(|f| self.enabled(*f))
+            .collect()
+    }
+
     /// The Coupa client's settings. Meant for a config that [`Config::load`] validated: OAuth2
     /// when `client_id` and `client_secret` are set, otherwise the API key; a config with
     /// neither yields empty OAuth2 credentials, which Coupa refuses.

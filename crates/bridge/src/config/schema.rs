@@ -67,6 +67,7 @@ pub(crate) const KEYS: &[Key] = &[
     key("state.lease_secs", Kind::Int { min: 2, max: 600 }),
     key("erp.kind", Kind::OneOf(&["sql"])),
     key("erp.url", Kind::Str),
+    key("invoices.enabled", Kind::Bool),
     key("invoices.statuses", Kind::List),
     key(
         "invoices.monitoring",
@@ -76,6 +77,7 @@ pub(crate) const KEYS: &[Key] = &[
     key("invoices.erp_number_field", Kind::Str),
     key("invoices.status_field", Kind::Str),
     key("invoices.concurrency", Kind::Int { min: 1, max: 256 }),
+    key("payments.enabled", Kind::Bool),
     key("payments.transport", Kind::OneOf(&["api", "csv"])),
     key("payments.integration_code", Kind::Str),
     key("payments.concurrency", Kind::Int { min: 1, max: 256 }),
@@ -99,6 +101,7 @@ pub(crate) const KEYS: &[Key] = &[
             max: 86_400,
         },
     ),
+    key("pay_payments.enabled", Kind::Bool),
     key("pay_payments.statuses", Kind::List),
     key("pay_payments.pay_to_account_type", Kind::Str),
     key("pay_payments.issuing_bank", Kind::Str),

@@ -34,7 +34,7 @@ pub struct DaemonOptions {
 
 impl DaemonOptions {
     /// The `[schedule]` and `[log]` sections on the wall clock. Flows whose schedule is empty are
-    /// left out (triggers only).
+    /// left out (triggers only), and so are disabled flows (a trigger finds them disabled).
     pub fn from_config(config: &Config) -> Result<DaemonOptions, String> {
         let mut schedules = Vec::new();
         for flow in FlowName::ALL {
@@ -43,7 +43,7 @@ impl DaemonOptions {
                 FlowName::Payments => ("schedule.payments", &config.schedule.payments),
                 FlowName::PayPayments => ("schedule.pay_payments", &config.schedule.pay_payments),
             };
-            if expression.trim().is_empty() {
+            if expression.trim().is_empty() || !config.enabled(flow) {
                 continue;
             }
             let schedule = Schedule::parse(expression).map_err(|e| format!("{key}: {e}"))?;

@@ -44,6 +44,15 @@ impl FlowName {
         FlowName::ALL.into_iter().find(|f| f.as_str() == name)
     }
 
+    /// Its section of the configuration.
+    pub fn section(self) -> &'static str {
+        match self {
+            FlowName::Invoices => "invoices",
+            FlowName::Payments => "payments",
+            FlowName::PayPayments => "pay_payments",
+        }
+    }
+
     /// What a person calls it: "invoice export".
     pub fn title(self) -> &'static str {
         match self {
@@ -107,7 +116,7 @@ impl StopHandle {
 /// store. Per-document problems never do; they are counted in the [`PassReport`].
 #[derive(Debug, thiserror::Error)]
 pub enum FlowError {
-    #[error("Coupa: {0}")]
+    #[error("Coupa: {0}{fix}", fix = fix_for(.0))]
     Coupa(#[from] coupa_api::Error),
     #[error("state store: {0}")]
     Store(#[from] StoreError),
@@ -116,6 +125,31 @@ pub enum FlowError {
     /// SFTP refused for good (host key, credentials, configuration).
     #[error("SFTP: {0}")]
     Sftp(String),
+    /// Something the flow needs is missing in Coupa (a custom field): one error for the pass,
+    /// not one per document. `coupa-bridge doctor` checks the same things.
+    #[error("Coupa is not set up for this flow: {0}")]
+    Setup(String),
+    /// The flow is switched off in the configuration.
+    #[error("the {} is disabled ({}.enabled = false)", .0.title(), .0.section())]
+    Disabled(FlowName),
+}
+
+/// The fix for the refusals a person must act on, after Coupa's own words: a token refused,
+/// a scope missing. Every document would fail the same way, so the pass stops with this once.
+fn fix_for(e: &coupa_api::Error) -> &'static str {
+    match (&e.kind, e.status()) {
+        (coupa_api::ErrorKind::Token(_), _) => {
+            " (check coupa.client_id, the client secret and coupa.scopes against the OAuth2 \
+             client under Setup > Integrations > OAuth2/OpenID Connect Clients; `coupa-bridge \
+             doctor` tells which)"
+        }
+        (_, Some(403)) => {
+            " (the OAuth2 client lacks a scope this flow needs: grant it under Setup > \
+             Integrations > OAuth2/OpenID Connect Clients; `coupa-bridge doctor` lists each \
+             flow's scopes)"
+        }
+        _ => "",
+    }
 }
 
 /// What one pass did, for the summary, the exit code and the dashboard.

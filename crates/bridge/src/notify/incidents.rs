@@ -104,6 +104,7 @@ pub fn assess(result: &Result<PassReport, FlowError>) -> Assessment {
 /// What went wrong, in a few words a person recognises.
 fn headline(e: &FlowError) -> String {
     match e {
+        FlowError::Coupa(e) if e.status() == Some(403) => "Coupa refused: a scope is missing",
         FlowError::Coupa(e) => match e.class() {
             coupa_api::ErrorClass::Auth => "Coupa refused the credentials",
             coupa_api::ErrorClass::Retryable => "Coupa unreachable",
@@ -114,6 +115,8 @@ fn headline(e: &FlowError) -> String {
         FlowError::Store(_) => "state store unavailable",
         FlowError::Erp(_) => "ERP unavailable",
         FlowError::Sftp(_) => "SFTP refused",
+        FlowError::Setup(_) => "Coupa is not set up for the flow",
+        FlowError::Disabled(_) => "flow disabled",
     }
     .to_owned()
 }
