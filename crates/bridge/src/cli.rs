@@ -15,6 +15,12 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Write a commented coupa-bridge.toml for your Coupa instance, flows and ERP: asks on a
+    /// terminal, or takes flags with --non-interactive. Secrets stay out of the file.
+    Init(commands::init::InitArgs),
+    /// Check the configuration, Coupa (token, scopes, custom fields, Integrations), SFTP, the ERP
+    /// and the state store: one line each, with the fix. Exit 0 only when every check passes.
+    Doctor(commands::doctor::DoctorArgs),
     /// Run the main job on embedded defaults: an in-process Coupa simulator, exercised end to end.
     Demo(commands::demo::DemoArgs),
     /// Run the Coupa simulator standalone (HTTP API and SFTP).
@@ -34,6 +40,8 @@ pub enum Command {
 /// Runs a command; its exit status. An `Err` is a configuration or connection error (exit 2).
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Init(args) => commands::init::run(args).await,
+        Command::Doctor(args) => commands::doctor::run(args).await,
         Command::Demo(args) => commands::demo::run(args).await.map(|()| ExitCode::SUCCESS),
         Command::Sim(args) => commands::sim::run(args).await.map(|()| ExitCode::SUCCESS),
         Command::Sync(args) => commands::sync::run(args).await,

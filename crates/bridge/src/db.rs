@@ -503,9 +503,103 @@ impl Db {
             .collect()
     }
 
+    /// Where `component`'s schema stands against `migrations`, changing nothing.
+    pub async fn schema_state(
+        &self,
+        component: &str,
+        migrations: &[Migration],
+    ) -> Result<SchemaState, sqlx::Error> {
+        let latest = migrations.last().map_or(0, |m| m.version);
+        let exists = match self.backend {
+            Backend::Sqlite => sqlx::query(
+                "SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'table' AND name = $1",
+            ),
+            Backend::Postgres => sqlx::query(
+                "SELECT COUNT(*) AS n FROM information_schema.tables \
+                 WHERE table_schema = current_schema() AND table_name = $1",
+            ),
+        }
+        .bind(MIGRATIONS_TABLE)
+        .fetch_one(&self.pool)
+        .await?
+        .try_get::<i64, _>("n")?
+            > 0;
+        if !exists {
+            return Ok(SchemaState::Missing { latest });
+        }
+        let applied: i64 = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT COALESCE(MAX(version), 0) AS v FROM {MIGRATIONS_TABLE} WHERE component = $1"
+        )))
+        .bind(component)
+        .fetch_one(&self.pool)
+        .await?
+        .try_get("v")?;
+        Ok(match applied {
+            0 => SchemaState::Missing { latest },
+            a if a < latest => SchemaState::Behind { applied, latest },
+            a if a > latest => SchemaState::TooNew { applied, latest },
+            _ => SchemaState::Current { version: latest },
+        })
+    }
+
     /// Closes the pool, waiting for connections in use to come back.
     pub async fn close(&self) {
         self.pool.close().await;
+    }
+}
+
+/// Where a component's schema stands in a database ([`Db::schema_state`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SchemaState {
+    /// Not created: no migration of the component applied (or, for SQLite, no file).
+    Missing {
+        latest: i64,
+    },
+    /// Created by an older coupa-bridge: `latest - applied` migrations to apply.
+    Behind {
+        applied: i64,
+        latest: i64,
+    },
+    Current {
+        version: i64,
+    },
+    /// Written by a newer coupa-bridge than this one.
+    TooNew {
+        applied: i64,
+        latest: i64,
+    },
+}
+
+impl std::fmt::Display for SchemaState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SchemaState::Missing { latest } => {
+                write!(f, "no schema yet (this version creates version {latest})")
+            }
+            SchemaState::Behind { applied, latest } => {
+                write!(
+                    f,
+                    "schema version {applied}, {} behind version {latest}",
+                    latest - applied
+                )
+            }
+            SchemaState::Current { version } => write!(f, "schema version {version}, current"),
+            SchemaState::TooNew { applied, latest } => write!(
+                f,
+                "schema version {applied}, newer than this coupa-bridge knows ({latest})"
+            ),
+        }
+    }
+}
+
+/// The file of a `sqlite:` URL; `None` for an in-memory database or another backend.
+pub fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
+    if Backend::from_url(url) != Some(Backend::Sqlite) {
+        return None;
+    }
+    match SqliteTarget::parse(url) {
+        SqliteTarget::Memory => None,
+        SqliteTarget::File { path, .. } => Some(path.into()),
     }
 }
 

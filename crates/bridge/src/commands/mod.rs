@@ -2,6 +2,8 @@
 
 pub mod config;
 pub mod demo;
+pub mod doctor;
+pub mod init;
 pub mod log;
 pub mod run;
 pub mod sim;

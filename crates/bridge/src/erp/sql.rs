@@ -63,6 +63,43 @@ impl SqlErp {
         SqlErp::open(db).await
     }
 
+    /// Connects to an ERP whose schema is current, creating and changing nothing: for what
+    /// must leave the ERP as it found it (`sync --dry-run`). A missing or outdated schema is
+    /// an error that says how to get it current.
+    pub async fn connect_current(url: &str) -> Result<SqlErp, ErpError> {
+        match SqlErp::schema_state(url).await? {
+            db::SchemaState::Current { .. } => {}
+            other => {
+                return Err(ErpError::Unavailable(format!(
+                    "{}: {other}; `coupa-bridge doctor --fix` (or any sync) brings it up to date",
+                    db::redact_url(url)
+                )));
+            }
+        }
+        let db = Db::connect(url)
+            .await
+            .map_err(|e| ErpError::Unavailable(e.to_string()))?;
+        Ok(SqlErp { db })
+    }
+
+    /// Where the ledger's schema stands at `url`, creating nothing (not even a SQLite file).
+    /// `Err` when the database cannot be reached.
+    pub async fn schema_state(url: &str) -> Result<db::SchemaState, ErpError> {
+        let latest = schema::MIGRATIONS.last().map_or(0, |m| m.version);
+        if db::sqlite_file(url).is_some_and(|path| !path.exists()) {
+            return Ok(db::SchemaState::Missing { latest });
+        }
+        let db = Db::connect(url)
+            .await
+            .map_err(|e| ErpError::Unavailable(e.to_string()))?;
+        let state = db
+            .schema_state(schema::COMPONENT, schema::MIGRATIONS)
+            .await
+            .map_err(unavailable("reading the ERP's schema version"));
+        db.close().await;
+        state
+    }
+
     /// Uses an existing pool (e.g. shared with the state store).
     pub async fn open(db: Db) -> Result<SqlErp, ErpError> {
         db.migrate(schema::COMPONENT, schema::MIGRATIONS)
