@@ -4,6 +4,7 @@ pub mod invoice_export;
 mod monitoring;
 pub mod pay_export;
 pub mod payment_push;
+pub mod preview;
 
 use coupa_api::client::NewIntegration;
 use coupa_api::query::{Fields, Query};

@@ -1,0 +1,1 @@
+//! What a pass of each flow would do, computed without changing anything (`sync --dry-run`).
