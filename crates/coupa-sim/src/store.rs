@@ -240,6 +240,24 @@ impl Default for Db {
 }
 
 impl Db {
+    /// Defines the invoice header custom fields (Setup > Custom Fields), as an administrator
+    /// adding or deleting one: every invoice then shows exactly these in `custom-fields`, a
+    /// field it has no value for as `null`, as Coupa shows every field defined.
+    pub fn define_invoice_custom_fields(&mut self, fields: Vec<String>) {
+        for row in self.invoices.rows_mut() {
+            let mut old = match row.remove("custom-fields") {
+                Some(Value::Object(o)) => o,
+                _ => Object::new(),
+            };
+            let mut shown = Object::with_capacity(fields.len());
+            for f in &fields {
+                shown.insert(f.clone(), old.remove(f).unwrap_or(Value::Null));
+            }
+            row.insert("custom-fields", shown);
+        }
+        self.invoice_custom_fields = fields;
+    }
+
     pub fn table(&self, r: Resource) -> &Table {
         match r {
             Resource::Invoices => &self.invoices,

@@ -484,8 +484,10 @@ fn an_api_key_works_with_a_deprecation_warning() {
     let with_key = loaded(base, env(&[("COUPA_BRIDGE__COUPA__API_KEY", "legacy-key")]));
     assert_eq!(with_key.warnings.len(), 1, "{:?}", with_key.warnings);
     let warning = &with_key.warnings[0];
+    assert!(warning.starts_with("coupa.api_key: "), "{warning}");
     assert!(
-        warning.starts_with("coupa.api_key: Coupa has deprecated API keys in favour of OAuth 2.0")
+        warning.contains("R35 (January 2023)") && warning.contains("OAuth2 client"),
+        "the warning names Coupa's OAuth deadline and the fix: {warning}"
     );
     assert!(!warning.contains("legacy-key"));
     match with_key.config.coupa_client_config().credentials {

@@ -77,10 +77,12 @@ pub(super) fn check(config: &Config) -> (Issues, Vec<String>) {
     match (oauth_id, oauth_secret, &coupa.api_key) {
         (Some(_), Some(_), None) => {}
         (None, None, Some(_)) => warnings.push(
-            "coupa.api_key: Coupa has deprecated API keys in favour of OAuth 2.0 (\"API Keys \
-             are no longer supported\"): create an OAuth2 client with the client credentials \
-             grant, set coupa.client_id and coupa.client_secret, remove coupa.api_key and \
-             revoke the key under Setup > API Keys"
+            "coupa.api_key: Coupa's deadline for moving from API keys to OAuth 2.0 was \
+             release R35 (January 2023), after which \"API keys will no longer be supported\": \
+             an instance may refuse this key at any time. Create an OAuth2 client with the \
+             client credentials grant (Setup > Integrations > OAuth2/OpenID Connect Clients), \
+             set coupa.client_id and coupa.client_secret, remove coupa.api_key and revoke the \
+             key under Setup > API Keys"
                 .to_owned(),
         ),
         (None, None, None) => problem(

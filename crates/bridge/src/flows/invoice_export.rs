@@ -677,7 +677,7 @@ impl InvoiceExport {
             if let Some(n) = entry.erp.document_number() {
                 fields.push((s.erp_number_field.as_str(), Value::from(n)));
             }
-            client.invoices().set_custom_fields(id, &fields).await?;
+            set_custom_fields(client, id, &fields).await?;
             failpoint::hit("record-created");
             return Ok(());
         }
@@ -688,9 +688,7 @@ impl InvoiceExport {
                 .await?;
         }
         if let Some(n) = entry.erp.document_number() {
-            client
-                .invoices()
-                .set_custom_fields(id, &[(s.erp_number_field.as_str(), Value::from(n))])
+            set_custom_fields(client, id, &[(s.erp_number_field.as_str(), Value::from(n))])
                 .await?;
         }
         // An error for a rejection under option 3, a history record otherwise.
@@ -723,6 +721,35 @@ impl InvoiceExport {
             .await?;
         failpoint::hit("recorded");
         Ok(())
+    }
+}
+
+/// Writes custom fields on an invoice. Coupa refusing a field by name (it is not defined on
+/// invoice headers, or under another name) is the instance's setup, not this invoice: the pass
+/// stops with one error that says so, instead of leaving every invoice with it.
+async fn set_custom_fields(
+    client: &Client,
+    id: InvoiceId,
+    fields: &[(&str, Value)],
+) -> Result<(), StepFailure> {
+    match client.invoices().set_custom_fields(id, fields).await {
+        Ok(_) => Ok(()),
+        Err(e) if e.class() == coupa_api::ErrorClass::Permanent => {
+            let said = e.reason().to_lowercase();
+            let named = fields.iter().map(|(f, _)| *f).find(|f| {
+                said.contains(&f.to_lowercase()) || said.contains(&f.replace('-', "_"))
+            });
+            match named {
+                Some(field) => Err(StepFailure::Setup(format!(
+                    "Coupa refused the invoice custom field '{field}' ({}): define it under \
+                     Setup > Custom Fields > Invoice Header, or name the existing field in \
+                     [invoices] (erp_number_field, status_field); `coupa-bridge doctor` checks it",
+                    e.reason()
+                ))),
+                None => Err(e.into()),
+            }
+        }
+        Err(e) => Err(e.into()),
     }
 }
 

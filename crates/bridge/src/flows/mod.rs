@@ -275,10 +275,12 @@ impl Pass {
     }
 }
 
-/// A failure of one document's step, from Coupa or from the journal.
+/// A failure of one document's step, from Coupa or from the journal, or a gap in Coupa's
+/// setup that every document would meet (it stops the pass).
 pub(crate) enum StepFailure {
     Coupa(coupa_api::Error),
     Store(StoreError),
+    Setup(String),
 }
 
 impl From<coupa_api::Error> for StepFailure {
@@ -298,6 +300,7 @@ impl From<StoreError> for StepFailure {
 pub(crate) fn transient_or_fatal(e: impl Into<StepFailure>) -> Result<String, FlowError> {
     match e.into() {
         StepFailure::Store(e) => Err(e.into()),
+        StepFailure::Setup(why) => Err(FlowError::Setup(why)),
         StepFailure::Coupa(e) if e.class() == ErrorClass::Auth => Err(e.into()),
         StepFailure::Coupa(e) => Ok(e.to_string()),
     }

@@ -242,6 +242,64 @@ async fn option_1_custom_fields_in_json_and_xml() {
 }
 
 #[tokio::test]
+async fn a_custom_field_missing_in_coupa_stops_the_pass_with_one_error() {
+    let h = harness(Format::Json, 30).await;
+    h.sim
+        .state
+        .db
+        .lock()
+        .define_invoice_custom_fields(vec!["cf-integration-status".to_owned()]);
+    let before = h.eligible();
+    let flow = h.flow(Monitoring::CustomFields);
+    let e = flow.run().await.expect_err("the pass stops");
+    let text = e.to_string();
+    assert!(
+        matches!(e, coupa_bridge::flows::FlowError::Setup(_)),
+        "one setup error, not one per invoice: {text}"
+    );
+    assert!(
+        text.contains("'cf-erp-invoice-number'") && text.contains("Setup > Custom Fields"),
+        "{text}"
+    );
+    // Nothing posted was acknowledged (a rejection writes only the status field, which exists);
+    // what reached the ERP is journaled and resumed, not posted twice.
+    let erp_ids: BTreeSet<i64> = h
+        .erp
+        .invoices()
+        .await
+        .expect("erp")
+        .iter()
+        .map(|r| r.coupa_invoice_id)
+        .collect();
+    let after = h.eligible();
+    for id in before.keys().filter(|id| !after.contains_key(id)) {
+        assert!(!erp_ids.contains(id), "posted invoice {id} was acknowledged");
+    }
+    let posted_first = erp_ids.len();
+    assert!(
+        posted_first <= Settings::default().concurrency + 50,
+        "the pass stopped early: {posted_first} ERP rows"
+    );
+    h.sim.state.db.lock().define_invoice_custom_fields(vec![
+        "cf-erp-invoice-number".to_owned(),
+        "cf-integration-status".to_owned(),
+    ]);
+    let report = flow.run().await.expect("defined, the pass goes through");
+    assert!(report.complete(), "{:?}", report.transient);
+    assert_eq!(report.exported as usize, after.len());
+    assert!(h.eligible().is_empty(), "every invoice acknowledged");
+    let erp = h.erp.invoices().await.expect("erp");
+    let ids: BTreeSet<i64> = erp.iter().map(|r| r.coupa_invoice_id).collect();
+    assert_eq!(ids.len(), erp.len(), "one ERP row per Coupa invoice");
+    for row in &erp {
+        assert_eq!(
+            custom(&h.invoice(row.coupa_invoice_id), "cf-erp-invoice-number").as_deref(),
+            Some(row.document_number.as_str())
+        );
+    }
+}
+
+#[tokio::test]
 async fn option_2_history_records_in_json_and_xml() {
     for format in [Format::Json, Format::Xml] {
         let h = harness(format, 80).await;

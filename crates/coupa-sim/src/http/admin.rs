@@ -77,7 +77,7 @@ pub fn routes() -> Router<Arc<SimState>> {
                         .iter()
                         .map(|f| coupa_doc::names::canonical(f).into_owned())
                         .collect();
-                    s.db.lock().invoice_custom_fields = fields.clone();
+                    s.db.lock().define_invoice_custom_fields(fields.clone());
                     Json(json!(fields))
                 },
             ),
