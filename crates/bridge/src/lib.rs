@@ -1,8 +1,9 @@
 //! coupa-bridge, the ERP connector for Coupa.
 //!
 //! Layout: [`cli`] defines the command line and dispatches to [`commands`], one module per
-//! command. The Coupa simulator lives in the `coupa-sim` crate; the connector's flows arrive
-//! with their issues (see ARCHITECTURE.md).
+//! command; [`flows`] move the documents, [`connector`] runs a pass, [`daemon`] schedules them,
+//! [`doctor`] checks a setup. The Coupa simulator lives in the `coupa-sim` crate (see
+//! ARCHITECTURE.md).
 
 pub mod cli;
 pub mod commands;
@@ -10,6 +11,7 @@ pub mod config;
 pub mod connector;
 pub mod daemon;
 pub mod db;
+pub mod doctor;
 pub mod erp;
 pub mod failpoint;
 pub mod failures;

@@ -387,6 +387,11 @@ impl Transport {
         }
     }
 
+    /// A token minted now unless one is cached: see [`crate::Client::authenticate`].
+    pub async fn authenticate(&self, caller: &Caller) -> Result<(), Error> {
+        self.auth_header(caller).await.map(|_| ())
+    }
+
     async fn auth_header(&self, caller: &Caller) -> Result<AuthHeader, Error> {
         self.auth.header(|| self.mint(caller)).await
     }

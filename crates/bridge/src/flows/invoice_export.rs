@@ -73,7 +73,7 @@ pub enum ErpOutcome {
 }
 
 impl ErpOutcome {
-    fn document_number(&self) -> Option<&str> {
+    pub(crate) fn document_number(&self) -> Option<&str> {
         match self {
             ErpOutcome::Posted {
                 document_number, ..
@@ -121,10 +121,10 @@ fn truncate(s: &str, max_chars: usize) -> String {
 
 /// The journal's record of one invoice's cycle.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-struct Entry {
+pub(crate) struct Entry {
     /// The Coupa status the ERP outcome answers (a void after a crash needs a new answer).
     status: String,
-    erp: ErpOutcome,
+    pub(crate) erp: ErpOutcome,
     /// Unresolved records that existed before this cycle created its own.
     #[serde(default)]
     before: Vec<i64>,
@@ -139,7 +139,7 @@ mod step {
     pub const EXPORTED: &str = "exported";
 }
 
-fn key(id: InvoiceId) -> String {
+pub(crate) fn key(id: InvoiceId) -> String {
     format!("invoice:{id}")
 }
 
@@ -168,6 +168,20 @@ pub fn invoice_fields() -> Fields {
         ])
         .nest("account", Fields::new(["code"])),
     )
+}
+
+/// The flow's Integration in Coupa (options 2 and 3 file their records under it).
+pub fn integration(settings: &Settings) -> NewIntegration {
+    let code = &settings.integration_code;
+    NewIntegration {
+        name: format!("coupa-bridge: invoices to the ERP ({code})"),
+        code: code.clone(),
+        business_object: DOCUMENT_TYPE.into(),
+        direction: "from_coupa".into(),
+        end_system: "ERP".into(),
+        end_system_type: "erp".into(),
+        integration_type: Some("api".into()),
+    }
 }
 
 /// Builds the ERP's view of an invoice, or says what is missing.
@@ -286,7 +300,7 @@ impl InvoiceExport {
     ) -> Result<(), FlowError> {
         let s = &self.settings;
         if s.monitoring != Monitoring::CustomFields {
-            self.ensure_integration(client).await?;
+            client.integrations().ensure(&integration(s)).await?;
         }
         let coupa_run = if s.monitoring == Monitoring::Runs {
             Some(self.open_coupa_run(client).await?)
@@ -308,24 +322,10 @@ impl InvoiceExport {
         result
     }
 
-    fn eligible(&self) -> Query {
+    pub(crate) fn eligible(&self) -> Query {
         Query::new()
             .eq("exported", false)
             .is_in("status", self.settings.statuses.iter().map(String::as_str))
-    }
-
-    async fn ensure_integration(&self, client: &Client) -> Result<(), FlowError> {
-        let code = &self.settings.integration_code;
-        let new = NewIntegration {
-            name: format!("coupa-bridge: invoices to the ERP ({code})"),
-            code: code.clone(),
-            business_object: DOCUMENT_TYPE.into(),
-            direction: "from_coupa".into(),
-            end_system: "ERP".into(),
-            end_system_type: "erp".into(),
-            integration_type: Some("api".into()),
-        };
-        crate::flows::ensure_integration(client, &new).await
     }
 
     /// Fails the runs a crashed pass left open (one pass of this flow runs at a time, so any
@@ -688,8 +688,7 @@ impl InvoiceExport {
                 .await?;
         }
         if let Some(n) = entry.erp.document_number() {
-            set_custom_fields(client, id, &[(s.erp_number_field.as_str(), Value::from(n))])
-                .await?;
+            set_custom_fields(client, id, &[(s.erp_number_field.as_str(), Value::from(n))]).await?;
         }
         // An error for a rejection under option 3, a history record otherwise.
         let kind = match (rejected, s.monitoring) {
@@ -736,9 +735,10 @@ async fn set_custom_fields(
         Ok(_) => Ok(()),
         Err(e) if e.class() == coupa_api::ErrorClass::Permanent => {
             let said = e.reason().to_lowercase();
-            let named = fields.iter().map(|(f, _)| *f).find(|f| {
-                said.contains(&f.to_lowercase()) || said.contains(&f.replace('-', "_"))
-            });
+            let named = fields
+                .iter()
+                .map(|(f, _)| *f)
+                .find(|f| said.contains(&f.to_lowercase()) || said.contains(&f.replace('-', "_")));
             match named {
                 Some(field) => Err(StepFailure::Setup(format!(
                     "Coupa refused the invoice custom field '{field}' ({}): define it under \
@@ -754,7 +754,7 @@ async fn set_custom_fields(
 }
 
 /// The invoice's Coupa status, as the journal keeps it.
-fn status_of(inv: &Invoice) -> String {
+pub(crate) fn status_of(inv: &Invoice) -> String {
     inv.status
         .as_ref()
         .map(|s| s.as_str().to_owned())
@@ -764,7 +764,10 @@ fn status_of(inv: &Invoice) -> String {
 /// Where to resume the invoice's cycle: the journal's step and entry, if the journal holds an
 /// unfinished cycle for the same Coupa status (an exported cycle, or one for another status,
 /// means a new cycle).
-fn resume(journal: Option<&crate::store::JournalEntry>, status: &str) -> Option<(String, Entry)> {
+pub(crate) fn resume(
+    journal: Option<&crate::store::JournalEntry>,
+    status: &str,
+) -> Option<(String, Entry)> {
     let j = journal?;
     if j.step == step::EXPORTED {
         return None;

@@ -306,28 +306,24 @@ pub(crate) fn transient_or_fatal(e: impl Into<StepFailure>) -> Result<String, Fl
     }
 }
 
-/// Makes sure the Integration `new.code` exists in Coupa (seed 001: one per orchestration),
-/// creating it when missing.
-pub(crate) async fn ensure_integration(
-    client: &Client,
-    new: &NewIntegration,
-) -> Result<(), FlowError> {
-    if client
-        .integrations()
-        .find_by_code(&new.code)
-        .await?
-        .is_some()
-    {
-        return Ok(());
-    }
-    match client.integrations().create(new).await {
-        Ok(_) => Ok(()),
-        // Created by a lost answer, or by another process meanwhile: look again.
-        Err(e) => match client.integrations().find_by_code(&new.code).await? {
-            Some(_) => Ok(()),
-            None => Err(e.into()),
-        },
-    }
+/// The Integrations the enabled flows of `config` file their runs, records and alerts under
+/// (invoices only under monitoring options 2 and 3): what `doctor` checks and `doctor --fix`
+/// creates, exactly as the flows would.
+pub fn integrations(config: &crate::config::Config) -> Vec<(FlowName, NewIntegration)> {
+    config
+        .enabled_flows()
+        .into_iter()
+        .filter_map(|flow| {
+            match flow {
+                FlowName::Invoices => (config.invoices.monitoring
+                    != crate::config::Monitoring::CustomFields)
+                    .then(|| invoice_export::integration(&config.invoices)),
+                FlowName::Payments => Some(payment_push::integration(&config.payments)),
+                FlowName::PayPayments => Some(pay_export::integration(&config.pay_payments)),
+            }
+            .map(|i| (flow, i))
+        })
+        .collect()
 }
 
 /// A flow's Coupa integration run, noted in the journal (`coupa-run`) as it opens and closes, so

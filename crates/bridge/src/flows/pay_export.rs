@@ -57,7 +57,7 @@ const WATERMARK: &str = "watermark";
 /// The flow's settings are the `[pay_payments]` section of the config.
 pub use crate::config::PayPaymentsConfig as Settings;
 
-mod step {
+pub(crate) mod step {
     pub const BOOKED: &str = "booked";
     pub const RECORDING: &str = "recording";
     pub const RECORDED: &str = "recorded";
@@ -69,13 +69,13 @@ mod step {
     pub const WATERMARK: &str = "updated-at";
 }
 
-const KEY_PREFIX: &str = "payment:";
+pub(crate) const KEY_PREFIX: &str = "payment:";
 
-fn key(id: PayPaymentId) -> String {
+pub(crate) fn key(id: PayPaymentId) -> String {
     format!("{KEY_PREFIX}{id}")
 }
 
-fn is_done(step: &str) -> bool {
+pub(crate) fn is_done(step: &str) -> bool {
     step == step::DONE || step == step::DONE_UNAPPLIED
 }
 
@@ -229,6 +229,20 @@ pub fn to_erp(p: &PayPayment) -> Result<ErpPayPayment, Vec<String>> {
     }
 }
 
+/// The flow's Integration in Coupa: each pass opens its run under it.
+pub fn integration(settings: &Settings) -> NewIntegration {
+    let code = &settings.integration_code;
+    NewIntegration {
+        name: format!("coupa-bridge: Coupa Pay payments to the ERP ({code})"),
+        code: code.clone(),
+        business_object: DOCUMENT_TYPE.into(),
+        direction: "from_coupa".into(),
+        end_system: "ERP".into(),
+        end_system_type: "erp".into(),
+        integration_type: Some("api".into()),
+    }
+}
+
 /// One pass of the flow.
 pub struct PayExport {
     client: Client,
@@ -262,16 +276,16 @@ enum Done {
 }
 
 /// What the pass found to do.
-struct Work {
+pub(crate) struct Work {
     /// Exported payments updated since the watermark, this connector's only.
-    changed: Vec<Item<PayPayment>>,
+    pub(crate) changed: Vec<Item<PayPayment>>,
     /// How many of those have a version the journal has not seen done (the rest are the
     /// overlap's re-lists, and the pass's own acknowledgements of the last pass).
-    changed_versions: u64,
+    pub(crate) changed_versions: u64,
     /// How many `exported=false` payments there are now.
-    new: u64,
+    pub(crate) new: u64,
     /// The newest `updated-at` the changes listing saw.
-    newest: Option<DateTime<FixedOffset>>,
+    pub(crate) newest: Option<DateTime<FixedOffset>>,
 }
 
 impl PayExport {
@@ -306,7 +320,10 @@ impl PayExport {
         run: i64,
         report: &mut PassReport,
     ) -> Result<(), FlowError> {
-        self.ensure_integration(client).await?;
+        client
+            .integrations()
+            .ensure(&integration(&self.settings))
+            .await?;
         let note = RunNote {
             store: &self.store,
             flow: FLOW,
@@ -360,22 +377,8 @@ impl PayExport {
         result.map(|_| ())
     }
 
-    async fn ensure_integration(&self, client: &Client) -> Result<(), FlowError> {
-        let code = &self.settings.integration_code;
-        let new = NewIntegration {
-            name: format!("coupa-bridge: Coupa Pay payments to the ERP ({code})"),
-            code: code.clone(),
-            business_object: DOCUMENT_TYPE.into(),
-            direction: "from_coupa".into(),
-            end_system: "ERP".into(),
-            end_system_type: "erp".into(),
-            integration_type: Some("api".into()),
-        };
-        crate::flows::ensure_integration(client, &new).await
-    }
-
     /// The newest `updated-at` of the last pass that left no change behind.
-    async fn watermark(&self) -> Result<Option<DateTime<FixedOffset>>, FlowError> {
+    pub(crate) async fn watermark(&self) -> Result<Option<DateTime<FixedOffset>>, FlowError> {
         let Some(entry) = self.store.journal_get(FLOW, WATERMARK).await? else {
             return Ok(None);
         };
@@ -402,13 +405,13 @@ impl PayExport {
         q
     }
 
-    fn new_payments(&self) -> Query {
+    pub(crate) fn new_payments(&self) -> Query {
         self.scope()
             .eq("exported", false)
             .is_in("status", self.settings.statuses.iter().map(String::as_str))
     }
 
-    async fn find_work(
+    pub(crate) async fn find_work(
         &self,
         client: &Client,
         watermark: Option<DateTime<FixedOffset>>,
@@ -929,7 +932,7 @@ fn done_step(entry: &Entry) -> &'static str {
     }
 }
 
-fn item_id(item: &Item<PayPayment>) -> Option<i64> {
+pub(crate) fn item_id(item: &Item<PayPayment>) -> Option<i64> {
     match item {
         Ok(p) => Some(p.id.get()),
         Err(e) => e.id,
@@ -937,7 +940,7 @@ fn item_id(item: &Item<PayPayment>) -> Option<i64> {
 }
 
 /// Whether the journal's version is the one Coupa lists now.
-fn same_version(j: &JournalEntry, item: &Item<PayPayment>) -> bool {
+pub(crate) fn same_version(j: &JournalEntry, item: &Item<PayPayment>) -> bool {
     let Ok(p) = item else { return false };
     serde_json::from_str::<Entry>(&j.detail).is_ok_and(|e| {
         p.status.as_ref().map(|s| s.as_str()) == Some(e.status.as_str())

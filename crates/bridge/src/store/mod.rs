@@ -193,4 +193,24 @@ impl Store {
     pub fn db(&self) -> &Db {
         &self.db
     }
+
+    /// Whether the store takes a write: one journal row written and rolled back, so a store
+    /// that opens but refuses writes (a read-only file or user) is found before a pass is.
+    pub async fn probe_write(&self) -> Result<(), StoreError> {
+        let what = "probing a write";
+        let mut tx = self
+            .db
+            .begin_write()
+            .await
+            .map_err(StoreError::query(what))?;
+        sqlx::query(
+            "INSERT INTO journal (flow, doc_key, step, detail, run_id, updated_at) \
+             VALUES ('doctor', 'probe', 'probe', '', NULL, $1)",
+        )
+        .bind(crate::db::timestamp(crate::db::now()))
+        .execute(tx.conn())
+        .await
+        .map_err(StoreError::query(what))?;
+        tx.rollback().await.map_err(StoreError::query(what))
+    }
 }

@@ -273,7 +273,10 @@ async fn a_custom_field_missing_in_coupa_stops_the_pass_with_one_error() {
         .collect();
     let after = h.eligible();
     for id in before.keys().filter(|id| !after.contains_key(id)) {
-        assert!(!erp_ids.contains(id), "posted invoice {id} was acknowledged");
+        assert!(
+            !erp_ids.contains(id),
+            "posted invoice {id} was acknowledged"
+        );
     }
     let posted_first = erp_ids.len();
     assert!(

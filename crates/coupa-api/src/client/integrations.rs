@@ -70,6 +70,41 @@ impl Integrations<'_> {
         }
     }
 
+    /// Makes sure the Integration `new.code` exists, creating it when missing (seed 001: one
+    /// per orchestration); `true` when this call created it. A code found or created once is
+    /// remembered by this client and its handles, so later passes cost no call. A create whose
+    /// answer was lost, or that another process beat, is settled by looking again.
+    pub async fn ensure(&self, new: &NewIntegration) -> Result<bool, Error> {
+        let known = |code: &str| {
+            self.0
+                .known_integrations
+                .lock()
+                .map(|k| k.contains(code))
+                .unwrap_or(false)
+        };
+        let remember = |code: &str| {
+            if let Ok(mut k) = self.0.known_integrations.lock() {
+                k.insert(code.to_owned());
+            }
+        };
+        if known(&new.code) {
+            return Ok(false);
+        }
+        if self.find_by_code(&new.code).await?.is_some() {
+            remember(&new.code);
+            return Ok(false);
+        }
+        let created = match self.create(new).await {
+            Ok(_) => true,
+            Err(e) => match self.find_by_code(&new.code).await? {
+                Some(_) => false,
+                None => return Err(e),
+            },
+        };
+        remember(&new.code);
+        Ok(created)
+    }
+
     /// Creates an Integration. Not repeated blindly: a lost answer leaves the outcome unknown
     /// and the caller looks it up by code.
     pub async fn create(&self, new: &NewIntegration) -> Result<Integration, Error> {

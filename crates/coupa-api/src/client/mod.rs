@@ -74,6 +74,9 @@ impl ClientConfig {
 pub struct Client {
     transport: Arc<Transport>,
     caller: Caller,
+    /// Codes of the Integrations known to exist, so a long-running process looks each up once
+    /// (see [`Integrations::ensure`]). Shared by every handle derived from this one.
+    known_integrations: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
 }
 
 impl std::fmt::Debug for Client {
@@ -131,6 +134,7 @@ impl Client {
         Ok(Client {
             transport: Arc::new(transport),
             caller: Caller::default(),
+            known_integrations: Arc::default(),
         })
     }
 
@@ -144,6 +148,7 @@ impl Client {
                 calls: self.caller.calls.clone(),
                 gate: self.caller.gate.clone(),
             },
+            known_integrations: self.known_integrations.clone(),
         }
     }
 
@@ -157,6 +162,7 @@ impl Client {
                 calls: self.caller.calls.clone(),
                 gate: Some(gate),
             },
+            known_integrations: self.known_integrations.clone(),
         }
     }
 
@@ -170,6 +176,7 @@ impl Client {
                 calls: Arc::default(),
                 gate: self.caller.gate.clone(),
             },
+            known_integrations: self.known_integrations.clone(),
         }
     }
 
@@ -185,6 +192,12 @@ impl Client {
 
     pub fn format(&self) -> Format {
         self.transport.format()
+    }
+
+    /// Obtains a token now, when none is cached (nothing to do with an API key): a first call
+    /// that tells whether the credentials and scopes are accepted, before any resource is asked.
+    pub async fn authenticate(&self) -> Result<(), Error> {
+        self.transport.authenticate(&self.caller).await
     }
 
     /// The scopes the last token was granted, when the token endpoint said.

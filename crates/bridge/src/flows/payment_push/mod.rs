@@ -47,8 +47,8 @@ const DOCUMENT_TYPE: &str = "InvoiceHeader";
 const NUMBERS_PER_LOOKUP: usize = 50;
 /// ERP rows per batch: one lookup's worth (API), so a crash costs at most one batch of
 /// re-comparison; one full file (CSV).
-const API_BATCH: usize = NUMBERS_PER_LOOKUP;
-const CSV_BATCH: usize = csv_file::MAX_ROWS;
+pub(crate) const API_BATCH: usize = NUMBERS_PER_LOOKUP;
+pub(crate) const CSV_BATCH: usize = csv_file::MAX_ROWS;
 /// The journal key of the flow's current Coupa run, and its steps.
 /// Coupa's `response-message` is text; long reasons are cut for the alert.
 const REASON_MAX: usize = 1_000;
@@ -107,6 +107,26 @@ pub fn lookup_fields() -> Fields {
         )
 }
 
+/// The flow's Integration in Coupa: failures are reported to its contacts.
+pub fn integration(settings: &Settings) -> NewIntegration {
+    let code = &settings.integration_code;
+    NewIntegration {
+        name: format!("coupa-bridge: ERP payments to Coupa ({code})"),
+        code: code.clone(),
+        business_object: DOCUMENT_TYPE.into(),
+        direction: "to_coupa".into(),
+        end_system: "ERP".into(),
+        end_system_type: "erp".into(),
+        integration_type: Some(
+            match settings.transport {
+                PaymentTransport::Api => "api",
+                PaymentTransport::Csv => "flat_file",
+            }
+            .into(),
+        ),
+    }
+}
+
 /// One pass of the flow.
 pub struct PaymentPush {
     client: Client,
@@ -132,6 +152,34 @@ impl PaymentPush {
     pub fn with_stop(mut self, stop: crate::flows::Stop) -> Self {
         self.stop = stop;
         self
+    }
+
+    /// The pass's own invoice lookup, which only reads: for `sync --dry-run`.
+    pub(crate) async fn lookup(
+        &self,
+        numbers: BTreeSet<String>,
+    ) -> Result<(HashMap<String, Vec<Invoice>>, HashMap<String, String>), FlowError> {
+        self.bystander().candidates(numbers).await
+    }
+
+    /// The pass's own CSV rows for matched payments (pure): for `sync --dry-run`.
+    pub(crate) fn csv_rows(
+        &self,
+        per_invoice: BTreeMap<i64, (Invoice, Vec<ErpPayment>)>,
+        out: &mut Outcomes,
+    ) -> Vec<csv_file::Row> {
+        self.bystander().csv_rows(per_invoice, out)
+    }
+
+    /// A pass that has started nothing (no run), for the read-only helpers above.
+    fn bystander(&self) -> Pass<'_> {
+        Pass {
+            flow: self,
+            client: &self.client,
+            run: 0,
+            coupa_run: None,
+            alerting_failed: false,
+        }
     }
 
     /// Runs one pass. A pass that finds nothing to do records no run (its report's `run` is 0)
@@ -547,25 +595,10 @@ impl Pass<'_> {
     }
 
     async fn open_coupa_run(&self, code: &str) -> Result<IntegrationRunId, FlowError> {
-        crate::flows::ensure_integration(
-            self.client,
-            &NewIntegration {
-                name: format!("coupa-bridge: ERP payments to Coupa ({code})"),
-                code: code.to_owned(),
-                business_object: DOCUMENT_TYPE.into(),
-                direction: "to_coupa".into(),
-                end_system: "ERP".into(),
-                end_system_type: "erp".into(),
-                integration_type: Some(
-                    match self.settings().transport {
-                        PaymentTransport::Api => "api",
-                        PaymentTransport::Csv => "flat_file",
-                    }
-                    .into(),
-                ),
-            },
-        )
-        .await?;
+        self.client
+            .integrations()
+            .ensure(&integration(self.settings()))
+            .await?;
         self.run_note().open(self.client, code, 0).await
     }
 }
