@@ -122,7 +122,10 @@ async fn instance(config: &Config) -> Check {
         Err(e) => return Check::fail(NAME, format!("no HTTP client: {e}"), "report this bug"),
     };
     match http.get(format!("{base}/")).send().await {
-        Ok(answer) => Check::pass(NAME, format!("{base} answers (HTTP {})", answer.status().as_u16())),
+        Ok(answer) => Check::pass(
+            NAME,
+            format!("{base} answers (HTTP {})", answer.status().as_u16()),
+        ),
         Err(e) => {
             let mut why = e.to_string();
             let mut source = std::error::Error::source(&e);
@@ -252,8 +255,15 @@ async fn scopes(config: &Config, flow: FlowName) -> Check {
     let fix = |scope: &str| {
         format!("grant {scope} to the OAuth2 client ({OAUTH_CLIENTS}) and keep it in coupa.scopes")
     };
+    // Asked as the flows will ask: exactly these scopes, or every scope of the client when
+    // coupa.scopes is [] (then the reads tell what is missing). An API key has no scopes.
     let api_key = config.coupa.api_key.is_some() && config.coupa.client_id.is_none();
-    let client = match client(config, (!api_key).then(|| wanted.clone())) {
+    let asked = if config.coupa.scopes.is_empty() {
+        Vec::new()
+    } else {
+        wanted.clone()
+    };
+    let client = match client(config, (!api_key).then_some(asked)) {
         Ok(c) => c,
         Err(e) => return Check::fail(name, e.to_string(), "correct coupa.base_url"),
     };
@@ -378,7 +388,11 @@ async fn custom_fields(config: &Config, client: &Client) -> Check {
     if missing.is_empty() {
         return Check::pass(
             NAME,
-            format!("{} exist on invoice headers", wanted.join(" and ")),
+            format!(
+                "{} {} on invoice headers",
+                wanted.join(" and "),
+                if wanted.len() == 1 { "exists" } else { "exist" }
+            ),
         );
     }
     let keys = [

@@ -28,11 +28,7 @@ async fn sftp(config: &Config) -> Check {
         Ok(t) => t,
         Err(e) => return Check::fail(NAME, e, "complete [payments.sftp]"),
     };
-    let host = format!(
-        "{}:{}",
-        c.host.as_deref().unwrap_or_default(),
-        c.port
-    );
+    let host = format!("{}:{}", c.host.as_deref().unwrap_or_default(), c.port);
     let session = match Sftp::connect(&target).await {
         Ok(s) => s,
         Err(e) => {

@@ -64,7 +64,11 @@ impl Check {
         }
     }
 
-    pub fn fail(name: impl Into<String>, found: impl Into<String>, fix: impl Into<String>) -> Check {
+    pub fn fail(
+        name: impl Into<String>,
+        found: impl Into<String>,
+        fix: impl Into<String>,
+    ) -> Check {
         Check {
             name: name.into(),
             verdict: Verdict::Fail,
@@ -194,7 +198,7 @@ pub fn summary(checks: &[Check]) -> (String, bool) {
     let mut parts = vec![format!("{} passed", count(Verdict::Pass))];
     for (v, word) in [
         (Verdict::Fixed, "fixed"),
-        (Verdict::Warn, "warnings"),
+        (Verdict::Warn, "warning(s)"),
         (Verdict::Skip, "skipped"),
         (Verdict::Fail, "failed"),
     ] {
