@@ -35,5 +35,9 @@ pub async fn run(args: DoctorArgs) -> anyhow::Result<ExitCode> {
     let (line, ok) = doctor::summary(&checks);
     use std::io::Write;
     writeln!(out, "{line}")?;
-    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }

@@ -5,6 +5,7 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -13,7 +14,8 @@ use clap::{Args, ValueEnum};
 use crate::config::Config;
 use crate::connector::Connector;
 use crate::daemon::replica::{self, LeaseTiming};
-use crate::flows::{FlowName, PassReport, Stop};
+use crate::erp::sql::SqlErp;
+use crate::flows::{FlowName, PassReport, Stop, preview};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Flow {
@@ -38,6 +40,9 @@ pub struct SyncArgs {
     /// The tenant to use, for a file with [tenants.<name>] tables (required there).
     #[arg(long, value_name = "NAME")]
     pub tenant: Option<String>,
+    /// Show what a pass would do now, changing nothing in Coupa, the ERP or the state store.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 pub async fn run(args: SyncArgs) -> anyhow::Result<ExitCode> {
@@ -49,20 +54,16 @@ pub async fn run(args: SyncArgs) -> anyhow::Result<ExitCode> {
     for w in &loaded.warnings {
         tracing::warn!("{w}");
     }
+    if args.dry_run {
+        return dry_run(loaded.config, args.flow).await;
+    }
     let connector = Connector::open(loaded.config).await?;
     // Never beside a daemon's pass, nor another sync's: the tenant's lease, as `run` takes it.
     let timing = LeaseTiming::from_ttl(Duration::from_secs(connector.config.state.lease_secs));
     let held = replica::hold(&connector.store, &replica::replica_id(), timing)
         .await
         .map_err(anyhow::Error::msg)?;
-    // In `sync all`'s order: invoices first, so the invoices a payment or a Coupa Pay payment
-    // settles are in the ERP.
-    let flows: Vec<FlowName> = match args.flow {
-        Flow::Invoices => vec![FlowName::Invoices],
-        Flow::Payments => vec![FlowName::Payments],
-        Flow::PayPayments => vec![FlowName::PayPayments],
-        Flow::All => connector.config.enabled_flows(),
-    };
+    let flows = flows(args.flow, &connector.config);
     let mut reports = Vec::new();
     let mut failure = None;
     for flow in flows {
@@ -92,6 +93,71 @@ pub async fn run(args: SyncArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+/// The flows `flow` names, in `sync all`'s order: invoices first, so the invoices a payment or
+/// a Coupa Pay payment settles are in the ERP.
+fn flows(flow: Flow, config: &Config) -> Vec<FlowName> {
+    match flow {
+        Flow::Invoices => vec![FlowName::Invoices],
+        Flow::Payments => vec![FlowName::Payments],
+        Flow::PayPayments => vec![FlowName::PayPayments],
+        Flow::All => config.enabled_flows(),
+    }
+}
+
+/// `sync --dry-run`: what each flow's pass would do now. Nothing is changed, by construction:
+/// the ERP is opened without migrating, the state store only if it exists, the Coupa client
+/// refuses every write, and no lease, run or journal entry is taken or written.
+async fn dry_run(config: Config, flow: Flow) -> anyhow::Result<ExitCode> {
+    let erp = SqlErp::connect_current(&config.erp.url)
+        .await
+        .context("cannot open the ERP")?;
+    let erp = Arc::new(erp);
+    let (store, exists) = preview::journal(&config.state.url)
+        .await
+        .context("cannot open the state store")?;
+    let client = preview::read_only_client(config.coupa_client_config()).context("Coupa client")?;
+    if !exists {
+        println!(
+            "the state store {} does not exist yet: no journal, every document is new",
+            crate::db::redact_url(&config.state.url)
+        );
+    }
+    let mut failure = None;
+    for flow in flows(flow, &config) {
+        match preview::flow(flow, &config, &client, &erp, &store)
+            .await
+            .context(flow.title())
+        {
+            Ok(p) => print_preview(&p),
+            Err(e) => {
+                failure = Some(e);
+                break;
+            }
+        }
+    }
+    store.db().close().await;
+    erp.db().close().await;
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    println!("dry run: nothing was changed in Coupa, the ERP or the state store");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_preview(p: &preview::Preview) {
+    println!("{} (dry run):", p.flow);
+    for line in p.documents.iter().take(preview::SHOWN) {
+        println!("  {line}");
+    }
+    if p.documents.len() > preview::SHOWN {
+        println!("  … and {} more", p.documents.len() - preview::SHOWN);
+    }
+    for note in &p.notes {
+        println!("  {note}");
+    }
+    println!("{}", p.summary());
 }
 
 /// Drops the calls older than `log.retention_days` (0 keeps them all). A failure is logged, not
