@@ -804,18 +804,15 @@ fn render(c: &Choices) -> String {
         );
         line("# or \"runs\" (an integration run per pass, with history records and errors).");
         line(&format!("monitoring = {}", toml_str(c.monitoring.as_str())));
+        line("# Invoice header custom fields (Setup > Custom Fields, Invoice Header; `doctor`");
+        line("# checks they exist): the ERP's document number is written whatever the option,");
+        line("# the integration status under \"custom-fields\".");
+        line("erp_number_field = \"cf-erp-invoice-number\"");
         match c.monitoring {
-            Monitoring::CustomFields => {
-                line(
-                    "# The invoice custom fields written (Setup > Custom Fields, Invoice Header):",
-                );
-                line("# the ERP's document number and the integration status.");
-                line("erp_number_field = \"cf-erp-invoice-number\"");
-                line("status_field = \"cf-integration-status\"");
-            }
+            Monitoring::CustomFields => line("status_field = \"cf-integration-status\""),
             Monitoring::History | Monitoring::Runs => {
                 line("# The Coupa Integration (Setup > Integrations) records are filed under; its");
-                line("# contacts receive the alerts.");
+                line("# contacts receive the alerts (`doctor --fix` creates it).");
                 line("integration_code = \"ERP-INVOICES\"");
             }
         }
@@ -1015,7 +1012,7 @@ fn summary(out: &mut dyn Write, path: &Path, c: &Choices) -> anyhow::Result<()> 
     let steps = [
         (
             format!("coupa-bridge doctor{config}"),
-            "checks Coupa, SFTP, the ERP and the state store",
+            "checks Coupa, SFTP, the ERP and the state store (--fix creates the Integrations and the ERP schema)",
         ),
         (
             format!("coupa-bridge sync all --dry-run{config}"),

@@ -105,7 +105,11 @@ fn assert_next_steps(stdout: &str) {
 #[cfg(unix)]
 fn mode(path: &Path) -> u32 {
     use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(path).expect("the file").permissions().mode() & 0o777
+    std::fs::metadata(path)
+        .expect("the file")
+        .permissions()
+        .mode()
+        & 0o777
 }
 
 #[test]
@@ -150,7 +154,10 @@ fn non_interactive_writes_a_file_that_config_check_accepts_with_the_chosen_value
     }
     assert!(file.contains("coupa-bridge.example.toml"), "{file}");
     assert!(file.contains("OAuth2/OpenID Connect Clients"), "{file}");
-    assert!(!file.contains("[payments.sftp]"), "api needs no SFTP:\n{file}");
+    assert!(
+        !file.contains("\n[payments.sftp]\n"),
+        "api needs no SFTP:\n{file}"
+    );
     assert!(
         !file.contains("insecure_http_simulator_only"),
         "https needs no switch:\n{file}"
@@ -162,6 +169,10 @@ fn non_interactive_writes_a_file_that_config_check_accepts_with_the_chosen_value
         .collect();
     assert_eq!(names, vec![std::ffi::OsString::from("bridge.toml")]);
 
+    // Relative SQLite paths are the config file's folder's.
+    assert!(file.contains("url = \"sqlite://ledger.db\"\n"), "{file}");
+    let ledger = format!("\"sqlite://{}/ledger.db\"", dir.path().display());
+    let state = format!("\"sqlite://{}/bridge-state.db\"", dir.path().display());
     let check = check_passes(&path, &[(SECRET_VAR, SECRET)]);
     for (key, value) in [
         ("coupa.base_url", "\"https://acme.coupahost.com\""),
@@ -171,8 +182,8 @@ fn non_interactive_writes_a_file_that_config_check_accepts_with_the_chosen_value
         ("payments.enabled", "true"),
         ("payments.transport", "\"api\""),
         ("pay_payments.enabled", "false"),
-        ("erp.url", "\"sqlite://ledger.db\""),
-        ("state.url", "\"sqlite://bridge-state.db\""),
+        ("erp.url", ledger.as_str()),
+        ("state.url", state.as_str()),
     ] {
         assert_eq!(effective(&check, key), value, "{key} in:\n{check}");
         assert!(source(&check, key).starts_with("file"), "{key}:\n{check}");
@@ -250,6 +261,8 @@ fn interactive_answers_are_checked_asked_again_and_written() {
         file.contains(&format!("# client_secret: set {SECRET_VAR}")),
         "{file}"
     );
+    let erp = format!("\"sqlite://{}/erp.db\"", dir.path().display());
+    let state = format!("\"sqlite://{}/state.db\"", dir.path().display());
     let check = check_passes(&path, &[(SECRET_VAR, SECRET)]);
     for (key, value) in [
         ("coupa.base_url", "\"https://globex.coupahost.com\""),
@@ -258,8 +271,8 @@ fn interactive_answers_are_checked_asked_again_and_written() {
         ("invoices.monitoring", "\"custom-fields\""),
         ("payments.enabled", "false"),
         ("pay_payments.enabled", "true"),
-        ("erp.url", "\"sqlite://erp.db\""),
-        ("state.url", "\"sqlite://state.db\""),
+        ("erp.url", erp.as_str()),
+        ("state.url", state.as_str()),
     ] {
         assert_eq!(effective(&check, key), value, "{key} in:\n{check}");
     }
@@ -297,13 +310,19 @@ fn interactive_csv_with_secrets_and_the_simulator_switch() {
     );
     assert!(dialogue.contains("must not be empty"), "{dialogue}");
     for shown in [&dialogue, &out] {
-        assert!(!shown.contains(SECRET) && !shown.contains(SFTP_PASSWORD), "{shown}");
+        assert!(
+            !shown.contains(SECRET) && !shown.contains(SFTP_PASSWORD),
+            "{shown}"
+        );
     }
     assert!(!out.contains(SECRET_VAR), "nothing to set:\n{out}");
 
     let file = std::fs::read_to_string(&path).expect("the file");
     assert!(file.contains("!!! FOR THE SIMULATOR ONLY !!!"), "{file}");
-    assert!(file.contains("insecure_http_simulator_only = true"), "{file}");
+    assert!(
+        file.contains("insecure_http_simulator_only = true"),
+        "{file}"
+    );
     #[cfg(unix)]
     assert_eq!(mode(&path), 0o600, "a file with a secret is private");
     let check = check_passes(&path, &[]);
@@ -373,7 +392,11 @@ fn write_secrets_puts_them_in_a_private_file_and_nowhere_else() {
         &[],
     );
     assert_ne!(out.status.code(), Some(0));
-    assert!(text(&out.stderr).contains(SECRET_VAR), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains(SECRET_VAR),
+        "{}",
+        text(&out.stderr)
+    );
     assert!(!other.exists());
 }
 
@@ -403,14 +426,23 @@ fn csv_writes_the_sftp_section_with_the_pinned_host_key() {
     );
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
     assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
-    assert!(stdout.contains(SECRET_VAR) && stdout.contains(SFTP_VAR), "{stdout}");
+    assert!(
+        stdout.contains(SECRET_VAR) && stdout.contains(SFTP_VAR),
+        "{stdout}"
+    );
     let file = std::fs::read_to_string(&path).expect("the file");
     let sftp = file
-        .split("[payments.sftp]")
+        .split("\n[payments.sftp]\n")
         .nth(1)
         .unwrap_or_else(|| panic!("no [payments.sftp]:\n{file}"));
-    assert!(sftp.contains(&format!("host_key = \"{HOST_KEY}\"\n")), "{file}");
-    assert!(sftp.contains(&format!("# password: set {SFTP_VAR}")), "{file}");
+    assert!(
+        sftp.contains(&format!("host_key = \"{HOST_KEY}\"\n")),
+        "{file}"
+    );
+    assert!(
+        sftp.contains(&format!("# password: set {SFTP_VAR}")),
+        "{file}"
+    );
     for shown in [&file, &stdout, &stderr] {
         assert!(!shown.contains(SFTP_PASSWORD) && !shown.contains(SECRET));
     }
@@ -490,7 +522,10 @@ fn missing_or_invalid_flags_are_errors_naming_the_flag() {
     let path = dir.path().join("coupa-bridge.toml");
     let cases: [(&[&str], &str); 5] = [
         (&["--client-id", "c"], "--base-url is required"),
-        (&["--base-url", "https://acme.coupahost.com"], "--client-id is required"),
+        (
+            &["--base-url", "https://acme.coupahost.com"],
+            "--client-id is required",
+        ),
         (
             &["--base-url", "http://127.0.0.1:8080", "--client-id", "c"],
             "--insecure-http-simulator-only",
@@ -507,7 +542,12 @@ fn missing_or_invalid_flags_are_errors_naming_the_flag() {
             "--erp-url: this URL carries a password",
         ),
         (
-            &["--base-url", "https://acme.coupahost.com/invoices/7", "--client-id", "c"],
+            &[
+                "--base-url",
+                "https://acme.coupahost.com/invoices/7",
+                "--client-id",
+                "c",
+            ],
             "--base-url: give the instance's address alone",
         ),
     ];
@@ -548,5 +588,6 @@ fn values_are_escaped_as_toml() {
         table["v"].as_str().expect("a string").to_owned()
     };
     assert_eq!(value("coupa.client_id"), r#"a"b\c"#);
-    assert_eq!(value("state.url"), "sqlite://st\"ate.db");
+    let state = format!("sqlite://{}/st\"ate.db", dir.path().display());
+    assert_eq!(value("state.url"), state);
 }
