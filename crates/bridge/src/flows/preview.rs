@@ -141,7 +141,7 @@ pub async fn flow(
     }
 }
 
-/// `" to integration X"` when Coupa lacks the flow's Integration, which the pass would create.
+/// A note when Coupa lacks the flow's Integration, which the pass would create.
 async fn integration_note(client: &Client, code: &str) -> Result<Option<String>, FlowError> {
     Ok(match client.integrations().find_by_code(code).await? {
         Some(_) => None,
@@ -222,7 +222,8 @@ pub async fn invoices(
                 let line = if stage == "recorded" {
                     recorded += 1;
                     format!(
-                        "{head}: would resume: recorded in Coupa already ({answer}), would mark exported"
+                        "{head}: would resume: recorded in Coupa already ({answer}), would mark \
+                         exported"
                     )
                 } else {
                     let what = match resumed.erp.document_number() {
@@ -265,10 +266,11 @@ pub async fn invoices(
                     None => out.add(
                         POST,
                         format!(
-                            "{head}: would post to the ERP ({} {}, {} lines)",
+                            "{head}: would post to the ERP ({} {}, {} line{})",
                             e.total,
                             e.currency,
-                            e.lines.len()
+                            e.lines.len(),
+                            if e.lines.len() == 1 { "" } else { "s" }
                         ),
                     ),
                 },
@@ -427,7 +429,8 @@ pub async fn payments(
                     PaymentSync::Synced { coupa_invoice_id } => out.add(
                         ALREADY,
                         format!(
-                            "ERP payment {id}: already on invoice {coupa_invoice_id}, would mark synced"
+                            "ERP payment {id}: already on invoice {coupa_invoice_id}, would \
+                             mark synced"
                         ),
                     ),
                     PaymentSync::Failed { reason, .. } => {
@@ -444,7 +447,8 @@ pub async fn payments(
                     )
                 } else {
                     format!(
-                        "payment {}: already on invoice {} ({}), would mark it paid in full in a payment file",
+                        "payment {}: already on invoice {} ({}), would mark it paid in full \
+                         in a payment file",
                         p.payment_ref, p.invoice_number, r.invoice_id
                     )
                 };
@@ -470,7 +474,8 @@ pub async fn payments(
                     out.add(
                         ALREADY,
                         format!(
-                            "payment {}: already on invoice {number} ({id}), would mark synced{mark}",
+                            "payment {}: already on invoice {number} ({id}), would mark \
+                             synced{mark}",
                             p.payment_ref
                         ),
                     );
@@ -497,7 +502,8 @@ pub async fn payments(
     }
     if let Some(target) = &sftp {
         out.notes.push(format!(
-            "would upload {files} file{} of {rows_in_files} rows to {}:{} (SFTP not connected in a dry run)",
+            "would upload {files} file{} of {rows_in_files} rows to {}:{} (SFTP not connected in a \
+             dry run)",
             if files == 1 { "" } else { "s" },
             target.host,
             settings.sftp.incoming_dir
@@ -598,7 +604,8 @@ pub async fn pay_payments(
                             out.add(
                                 REFUSE,
                                 format!(
-                                    "payment {id}: would refuse (alert, left unexported): could not read it: {}",
+                                    "payment {id}: would refuse (alert, left unexported): \
+                                     could not read it: {}",
                                     e.error
                                 ),
                             );
@@ -640,7 +647,8 @@ pub async fn pay_payments(
                     out.add(
                         BOOK,
                         format!(
-                            "payment {id}: would book payment {id} {amount} {currency} ({}, {} invoice details)",
+                            "payment {id}: would book payment {id} {amount} {currency} ({}, {} \
+                             invoice details)",
                             booking.status,
                             booking.applications.len()
                         ),

@@ -9,14 +9,16 @@ use std::process::Output;
 use chrono::Utc;
 use coupa_api::query::Query;
 use coupa_api::{InvoiceId, PayPaymentId};
-use coupa_bridge::commands::demo::{erp_payments_for, seed_erp_from_sim, sim_client_config};
 use coupa_bridge::commands::demo::sqlite_url;
+use coupa_bridge::commands::demo::{erp_payments_for, seed_erp_from_sim, sim_client_config};
 use coupa_bridge::db::Db;
 use coupa_bridge::erp::ErpInvoiceRecord;
 use coupa_bridge::erp::sql::SqlErp;
 use coupa_bridge::flows::preview;
 use coupa_doc::{Object, Value};
 use coupa_sim::SimConfig;
+use coupa_sim::config::{DEFAULT_SFTP_PASSWORD, DEFAULT_SFTP_USER};
+use coupa_sim::csv_loader::{ARCHIVE_DIR, INCOMING_DIR};
 use rust_decimal::Decimal;
 use sqlx::Row;
 
@@ -60,9 +62,7 @@ async fn world() -> World {
     };
     let payments = erp_payments_for(&approved, "DRY");
     assert!(payments.len() > 10, "{} ERP payments", payments.len());
-    erp.record_payments(&payments)
-        .await
-        .expect("ERP payments");
+    erp.record_payments(&payments).await.expect("ERP payments");
     World { dir, sim, erp }
 }
 
@@ -183,8 +183,8 @@ fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// The figure before `label` on the flow's summary line: the dry run's
-/// `invoices: 57 listed; 50 to post, ...` or the real pass's `invoices: 57 listed, 50 exported, ...`.
+/// The figure before `label` on the flow's summary line: the dry run's `invoices: 57 listed;
+/// 50 to post, ...` or the real pass's `invoices: 57 listed, 50 exported, ...`.
 fn figure(out: &str, flow: &str, label: &str) -> u64 {
     let line = out
         .lines()
@@ -214,7 +214,10 @@ async fn a_dry_run_changes_nothing_and_the_sync_then_does_what_it_said() {
     let state = world.dir.path().join("state.db");
     let erp_file = world.dir.path().join("erp.db");
     let (eligible, voided) = eligible(&world);
-    assert!(eligible > 20 && voided > 0, "{eligible} eligible, {voided} voided");
+    assert!(
+        eligible > 20 && voided > 0,
+        "{eligible} eligible, {voided} voided"
+    );
 
     // No state store yet: the dry run must not create one.
     assert!(!state.exists());
@@ -230,7 +233,11 @@ async fn a_dry_run_changes_nothing_and_the_sync_then_does_what_it_said() {
     );
     assert!(!state.exists(), "the dry run created the state store");
     assert_eq!(coupa(&world).await, coupa_before, "Coupa changed:\n{said}");
-    assert_eq!(dump(&erp_file).await, erp_before, "the ERP changed:\n{said}");
+    assert_eq!(
+        dump(&erp_file).await,
+        erp_before,
+        "the ERP changed:\n{said}"
+    );
     assert!(
         said.ends_with("dry run: nothing was changed in Coupa, the ERP or the state store\n"),
         "{said}"
@@ -272,16 +279,50 @@ async fn a_dry_run_changes_nothing_and_the_sync_then_does_what_it_said() {
     // them, so some of those it would post may be rejected; none of its rejections posts.
     assert_eq!(posted + rejected, to_post + to_reject, "{said}\n{did}");
     assert!(rejected >= to_reject, "{said}\n{did}");
-    assert_eq!(figure(&did, "payments", "added to Coupa"), to_add, "{said}\n{did}");
+    assert_eq!(
+        figure(&did, "payments", "added to Coupa"),
+        to_add,
+        "{said}\n{did}"
+    );
     assert_eq!(figure(&did, "payments", "failed"), to_fail, "{said}\n{did}");
-    assert_eq!(figure(&did, "pay-payments", "booked"), to_book, "{said}\n{did}");
+    assert_eq!(
+        figure(&did, "pay-payments", "booked"),
+        to_book,
+        "{said}\n{did}"
+    );
     assert_eq!(
         figure(&did, "pay-payments", "listed"),
         figure(&said, "pay-payments", "listed"),
         "{said}\n{did}"
     );
 
-    // With a state store: read, never written.
+    // With a state store: read, never written. A clerk resets one exported invoice, and Coupa
+    // Pay cancels one booked payment: the dry run sees both through the journal and the ERP.
+    let reset = world.erp.invoices().await.expect("erp")[0].clone();
+    let changed = world.erp.pay_payments().await.expect("erp")[0].coupa_payment_id;
+    let http = reqwest::Client::new();
+    let base = world.sim.base_url();
+    for (path, body) in [
+        (
+            format!(
+                "{base}/__sim/invoices/{}/reset-export",
+                reset.coupa_invoice_id
+            ),
+            serde_json::json!({}),
+        ),
+        (
+            format!("{base}/__sim/pay-payments/{changed}/status"),
+            serde_json::json!({"status": "cancelled"}),
+        ),
+    ] {
+        let answer = http
+            .post(&path)
+            .json(&body)
+            .send()
+            .await
+            .expect("admin API");
+        assert!(answer.status().is_success(), "{path}: {}", answer.status());
+    }
     let coupa_before = coupa(&world).await;
     let erp_before = dump(&erp_file).await;
     let state_before = dump(&state).await;
@@ -289,34 +330,110 @@ async fn a_dry_run_changes_nothing_and_the_sync_then_does_what_it_said() {
     let said = stdout(&dry);
     assert_eq!(dry.status.code(), Some(0), "{said}");
     assert_eq!(coupa(&world).await, coupa_before, "Coupa changed:\n{said}");
-    assert_eq!(dump(&erp_file).await, erp_before, "the ERP changed:\n{said}");
-    assert_eq!(dump(&state).await, state_before, "the state store changed:\n{said}");
-    // Everything was done: nothing left to post or add.
-    assert_eq!(figure(&said, "invoices", "listed"), 0, "{said}");
-    assert_eq!(figure(&said, "payments", "to add"), 0, "{said}");
+    assert_eq!(
+        dump(&erp_file).await,
+        erp_before,
+        "the ERP changed:\n{said}"
+    );
+    assert_eq!(
+        dump(&state).await,
+        state_before,
+        "the state store changed:\n{said}"
+    );
+    assert!(!said.contains("does not exist yet"), "{said}");
+    assert_eq!(figure(&said, "invoices", "listed"), 1, "{said}");
+    assert_eq!(figure(&said, "invoices", "already in the ERP"), 1, "{said}");
+    assert!(
+        said.contains(&format!(
+            "in the ERP already as {}: would record it and mark exported",
+            reset.document_number
+        )),
+        "{said}"
+    );
+    assert_eq!(figure(&said, "payments", "listed"), 0, "{said}");
+    assert_eq!(figure(&said, "pay-payments", "to update"), 1, "{said}");
+    assert!(
+        said.contains(&format!(
+            "payment {changed}: would update the ERP's payment"
+        )),
+        "{said}"
+    );
+
+    let real = sync(&world, &config, "all", false);
+    let did = stdout(&real);
+    assert_eq!(real.status.code(), Some(0), "{did}");
+    assert_eq!(figure(&did, "invoices", "posted"), 1, "{did}");
+    assert_eq!(figure(&did, "invoices", "exported"), 1, "{did}");
+    assert_eq!(figure(&did, "pay-payments", "updated"), 1, "{did}");
+    assert_eq!(
+        world.erp.invoices().await.expect("erp").len(),
+        posted as usize
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn one_flow_on_its_own_and_a_missing_erp_schema_is_an_error() {
+async fn one_flow_csv_payments_and_a_missing_erp_schema() {
     let world = world().await;
     let config = world.config_file("coupa-bridge.toml", "");
     let dry = sync(&world, &config, "invoices", true);
     let said = stdout(&dry);
     assert_eq!(dry.status.code(), Some(0), "{said}");
-    assert!(said.contains("invoices: ") && !said.contains("payments: "), "{said}");
+    assert!(
+        said.contains("invoices: ") && !said.contains("payments: "),
+        "{said}"
+    );
+
+    // CSV over SFTP: the file the pass would upload, without connecting.
+    let csv = world.config_file(
+        "csv.toml",
+        &format!(
+            "[payments]\ntransport = \"csv\"\n\n[payments.sftp]\nhost = \"127.0.0.1\"\n\
+             port = {}\nusername = \"{DEFAULT_SFTP_USER}\"\nhost_key = \"{}\"\n",
+            world.sim.sftp_addr.port(),
+            world.sim.sftp_host_key
+        ),
+    );
+    let files = |dir: &str| -> Vec<(String, u64)> { world.sim.state.files.list_files(dir) };
+    let dry = world
+        .command(&[
+            "sync",
+            "payments",
+            "--dry-run",
+            "--config",
+            csv.to_str().expect("utf-8 path"),
+        ])
+        .env(
+            "COUPA_BRIDGE__PAYMENTS__SFTP__PASSWORD",
+            DEFAULT_SFTP_PASSWORD,
+        )
+        .output()
+        .expect("the binary runs");
+    let said = stdout(&dry);
+    assert_eq!(
+        dry.status.code(),
+        Some(0),
+        "{said}\n{}",
+        String::from_utf8_lossy(&dry.stderr)
+    );
+    // Nothing is on Coupa yet: one row per payment to add.
+    assert_eq!(figure(&said, "payments", "already on Coupa"), 0, "{said}");
+    let rows = figure(&said, "payments", "to add");
+    assert!(rows > 5, "{said}");
+    assert!(
+        said.contains(&format!(
+            "would upload 1 file of {rows} rows to 127.0.0.1:/Incoming/InvoicePayments"
+        )),
+        "{said}"
+    );
+    assert!(files(INCOMING_DIR).is_empty() && files(ARCHIVE_DIR).is_empty());
 
     // An ERP that does not exist is neither created nor migrated: the dry run says how.
     let missing = world.dir.path().join("no-erp.db");
-    let config = world.config_file(
-        "missing-erp.toml",
-        "",
+    let config = world.config_file("missing-erp.toml", "");
+    let text = std::fs::read_to_string(&config).expect("config").replace(
+        &sqlite_url(&world.dir.path().join("erp.db")),
+        &sqlite_url(&missing),
     );
-    let text = std::fs::read_to_string(&config)
-        .expect("config")
-        .replace(
-            &sqlite_url(&world.dir.path().join("erp.db")),
-            &sqlite_url(&missing),
-        );
     std::fs::write(&config, text).expect("config");
     let dry = sync(&world, &config, "all", true);
     let stderr = String::from_utf8_lossy(&dry.stderr);
@@ -384,10 +501,7 @@ async fn the_dry_run_client_refuses_every_write() {
         .get(id.get())
         .and_then(|r| r.get("exported").and_then(Value::as_bool));
     assert_eq!(exported, Some(false));
-    let writes: u64 = sim
-        .state
-        .stats
-        .to_json()["endpoints"]
+    let writes: u64 = sim.state.stats.to_json()["endpoints"]
         .as_object()
         .expect("endpoints")
         .iter()
