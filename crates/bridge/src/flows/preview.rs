@@ -49,10 +49,11 @@ pub fn read_only_client(config: ClientConfig) -> Result<Client, coupa_api::Error
 
 /// The journal of a dry run, opened without creating anything: the state store when it exists,
 /// else an empty in-memory one (no journal yet: every document is new). `bool`: it exists.
+/// A store of an older or newer version is an error: reading it would need a migration.
 pub async fn journal(url: &str) -> Result<(Store, bool), StoreError> {
-    match crate::db::sqlite_file(url) {
-        Some(path) if !path.exists() => Ok((Store::connect("sqlite::memory:").await?, false)),
-        _ => Ok((Store::connect(url).await?, true)),
+    match Store::connect_current(url).await? {
+        Some(store) => Ok((store, true)),
+        None => Ok((Store::connect("sqlite::memory:").await?, false)),
     }
 }
 

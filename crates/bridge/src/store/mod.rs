@@ -179,6 +179,40 @@ impl Store {
         Store::open(db).await
     }
 
+    /// Opens the store at `url` only when it exists at this version, creating and changing
+    /// nothing: `None` when there is no store yet (no SQLite file, or no schema), an error when
+    /// its schema is older or newer than this coupa-bridge's (a migration would change it).
+    pub async fn connect_current(url: &str) -> Result<Option<Store>, StoreError> {
+        if crate::db::sqlite_file(url).is_some_and(|path| !path.exists()) {
+            return Ok(None);
+        }
+        let db = Db::connect_with(url, Durability::ProcessCrash).await?;
+        let state = db
+            .schema_state(schema::COMPONENT, schema::MIGRATIONS)
+            .await
+            .map_err(StoreError::query(
+                "reading the state store's schema version",
+            ))?;
+        match state {
+            crate::db::SchemaState::Current { .. } => Ok(Some(Store {
+                db,
+                fence: Arc::default(),
+                journal_queue: Arc::default(),
+            })),
+            crate::db::SchemaState::Missing { .. } => {
+                db.close().await;
+                Ok(None)
+            }
+            other => {
+                db.close().await;
+                Err(StoreError::Invalid(format!(
+                    "{}: {other}; a sync (not a dry run) brings it up to date",
+                    crate::db::redact_url(url)
+                )))
+            }
+        }
+    }
+
     /// Uses an existing pool (e.g. shared with the ERP when both live in one database).
     pub async fn open(db: Db) -> Result<Store, StoreError> {
         db.migrate(schema::COMPONENT, schema::MIGRATIONS).await?;

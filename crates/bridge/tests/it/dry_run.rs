@@ -11,7 +11,6 @@ use coupa_api::query::Query;
 use coupa_api::{InvoiceId, PayPaymentId};
 use coupa_bridge::commands::demo::sqlite_url;
 use coupa_bridge::commands::demo::{erp_payments_for, seed_erp_from_sim, sim_client_config};
-use coupa_bridge::db::Db;
 use coupa_bridge::erp::ErpInvoiceRecord;
 use coupa_bridge::erp::sql::SqlErp;
 use coupa_bridge::flows::preview;
@@ -20,9 +19,9 @@ use coupa_sim::SimConfig;
 use coupa_sim::config::{DEFAULT_SFTP_PASSWORD, DEFAULT_SFTP_USER};
 use coupa_sim::csv_loader::{ARCHIVE_DIR, INCOMING_DIR};
 use rust_decimal::Decimal;
-use sqlx::Row;
 
 use crate::daemon::World;
+use crate::security::dump_database;
 
 /// Coupa's tables a pass of any flow writes to.
 const RESOURCES: [&str; 6] = [
@@ -126,50 +125,6 @@ async fn coupa(world: &World) -> (BTreeMap<String, serde_json::Value>, BTreeMap<
     (records, writes)
 }
 
-/// Every row of every table of a SQLite file, as text, one line per row.
-async fn dump(path: &Path) -> String {
-    assert!(path.exists(), "{}", path.display());
-    let db = Db::connect(&sqlite_url(path)).await.expect("database");
-    let tables: Vec<String> =
-        sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
-            .fetch_all(db.pool())
-            .await
-            .expect("tables");
-    let mut out = String::new();
-    for table in tables {
-        // Names from sqlite_master itself, in a test: nothing to inject.
-        let columns: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-            "SELECT name FROM pragma_table_info('{table}') ORDER BY cid"
-        )))
-        .fetch_all(db.pool())
-        .await
-        .expect("columns");
-        let select: Vec<String> = columns
-            .iter()
-            .map(|c| format!("CAST(\"{c}\" AS TEXT)"))
-            .collect();
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {} FROM \"{table}\" ORDER BY 1",
-            select.join(", ")
-        )))
-        .fetch_all(db.pool())
-        .await
-        .expect("rows");
-        for row in rows {
-            let values: Vec<String> = (0..columns.len())
-                .map(|i| {
-                    row.try_get::<Option<String>, _>(i)
-                        .expect("text")
-                        .unwrap_or_default()
-                })
-                .collect();
-            out.push_str(&format!("{table}: {}\n", values.join(" | ")));
-        }
-    }
-    db.close().await;
-    out
-}
-
 fn sync(world: &World, config: &Path, flow: &str, dry_run: bool) -> Output {
     let config = config.to_str().expect("utf-8 path");
     let mut args = vec!["sync", flow, "--config", config];
@@ -222,7 +177,7 @@ async fn a_dry_run_changes_nothing_and_the_sync_then_does_what_it_said() {
     // No state store yet: the dry run must not create one.
     assert!(!state.exists());
     let coupa_before = coupa(&world).await;
-    let erp_before = dump(&erp_file).await;
+    let erp_before = dump_database(&erp_file).await;
     let dry = sync(&world, &config, "all", true);
     let said = stdout(&dry);
     assert_eq!(
@@ -234,7 +189,7 @@ async fn a_dry_run_changes_nothing_and_the_sync_then_does_what_it_said() {
     assert!(!state.exists(), "the dry run created the state store");
     assert_eq!(coupa(&world).await, coupa_before, "Coupa changed:\n{said}");
     assert_eq!(
-        dump(&erp_file).await,
+        dump_database(&erp_file).await,
         erp_before,
         "the ERP changed:\n{said}"
     );
@@ -324,19 +279,19 @@ async fn a_dry_run_changes_nothing_and_the_sync_then_does_what_it_said() {
         assert!(answer.status().is_success(), "{path}: {}", answer.status());
     }
     let coupa_before = coupa(&world).await;
-    let erp_before = dump(&erp_file).await;
-    let state_before = dump(&state).await;
+    let erp_before = dump_database(&erp_file).await;
+    let state_before = dump_database(&state).await;
     let dry = sync(&world, &config, "all", true);
     let said = stdout(&dry);
     assert_eq!(dry.status.code(), Some(0), "{said}");
     assert_eq!(coupa(&world).await, coupa_before, "Coupa changed:\n{said}");
     assert_eq!(
-        dump(&erp_file).await,
+        dump_database(&erp_file).await,
         erp_before,
         "the ERP changed:\n{said}"
     );
     assert_eq!(
-        dump(&state).await,
+        dump_database(&state).await,
         state_before,
         "the state store changed:\n{said}"
     );

@@ -232,7 +232,7 @@ fn assert_no_secret(haystack: &str, needles: &[String], what: &str) {
 
 /// Every column of every row of every table of a SQLite database, as text, one line per row
 /// (`table: v1 | v2 | ...`).
-async fn dump_database(path: &Path) -> String {
+pub(crate) async fn dump_database(path: &Path) -> String {
     let db = Db::connect(&sqlite_url(path)).await.expect("database");
     let tables: Vec<String> =
         sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")

@@ -460,6 +460,42 @@ async fn store_reopen_keeps_data_and_does_not_migrate_again() {
 }
 
 #[tokio::test]
+async fn store_connect_current_creates_and_migrates_nothing() {
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("state.db");
+    let url = format!("sqlite://{}", file.display());
+    assert!(Store::connect_current(&url).await.expect("ask").is_none());
+    assert!(!file.exists(), "no file created");
+    // A database without the store's tables is no store yet, and stays without them.
+    let bare = db::Db::connect(&url).await.expect("bare database");
+    assert!(Store::connect_current(&url).await.expect("ask").is_none());
+    assert!(
+        bare.applied_migrations("store").await.is_err(),
+        "no migrations table created"
+    );
+    bare.close().await;
+    let store = connect(&url).await;
+    store
+        .journal_put("invoices", "1", "posted", "{}", None)
+        .await
+        .expect("put");
+    store.db().close().await;
+    let current = Store::connect_current(&url)
+        .await
+        .expect("ask")
+        .expect("a current store opens");
+    assert_eq!(
+        current
+            .journal_get("invoices", "1")
+            .await
+            .expect("get")
+            .expect("kept")
+            .step,
+        "posted"
+    );
+}
+
+#[tokio::test]
 async fn store_errors_do_not_show_the_password() {
     // Port 1 refuses connections at once.
     let err = Store::connect("postgres://bridge:hunter2@127.0.0.1:1/state")
