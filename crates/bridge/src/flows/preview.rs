@@ -6,7 +6,7 @@
 //! refuses every write ([`read_only_client`]), the ERP through read methods, the journal
 //! through [`Store`] reads. No run is started, nothing is journaled, posted, recorded or marked.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashSet};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -17,7 +17,7 @@ use rust_decimal::Decimal;
 
 use crate::config::{Monitoring, PaymentTransport};
 use crate::erp::sql::SqlErp;
-use crate::erp::{Erp, ErpPayment, PaymentSync};
+use crate::erp::{Erp, PaymentSync};
 use crate::flows::payment_push::files::{self, FileEntry, Files};
 use crate::flows::payment_push::{Outcomes, csv_file, matching};
 use crate::flows::{FlowError, FlowName, invoice_export, pay_export, payment_push};
@@ -399,29 +399,17 @@ pub async fn payments(
             .map(|p| p.invoice_number.trim().to_owned())
             .collect();
         let (candidates, failed) = flow.lookup(numbers).await?;
-        let mut per_invoice: BTreeMap<i64, (coupa_api::wire::Invoice, Vec<ErpPayment>)> =
-            BTreeMap::new();
-        for p in good {
-            let number = p.invoice_number.trim();
-            if let Some(why) = failed.get(number) {
-                out.add(
-                    LATER,
-                    format!("payment {}: would stay pending: {why}", p.payment_ref),
-                );
-                continue;
-            }
-            let list = candidates.get(number).map(Vec::as_slice).unwrap_or(&[]);
-            match matching::target(&p, list) {
-                Ok(inv) => {
-                    per_invoice
-                        .entry(inv.id.get())
-                        .or_insert_with(|| (inv.clone(), Vec::new()))
-                        .1
-                        .push(p);
-                }
-                Err(why) => out.add(FAIL, fail_line(&p.payment_ref, &why)),
-            }
+        let placed = matching::place(good, &candidates, &failed);
+        for (p, why) in &placed.later {
+            out.add(
+                LATER,
+                format!("payment {}: would stay pending: {why}", p.payment_ref),
+            );
         }
+        for (p, why) in &placed.failed {
+            out.add(FAIL, fail_line(&p.payment_ref, why));
+        }
+        let per_invoice = placed.per_invoice;
         if csv {
             let mut settled = Outcomes::default();
             let rows = flow.csv_rows(per_invoice, &mut settled);

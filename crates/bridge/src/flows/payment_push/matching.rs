@@ -58,6 +58,49 @@ fn number_matches(p: &ErpPayment, inv: &Invoice) -> bool {
         .is_some_and(|n| n.as_str().trim() == p.invoice_number.trim())
 }
 
+/// A batch of payments placed: grouped by the invoice each pays, or why it cannot be placed.
+#[derive(Debug, Default)]
+pub struct Placed {
+    /// By Coupa invoice id: the invoice as looked up, and the payments for it, in batch order.
+    pub per_invoice: std::collections::BTreeMap<i64, (Invoice, Vec<ErpPayment>)>,
+    /// The lookup of their invoice number failed for now: (payment, why).
+    pub later: Vec<(ErpPayment, String)>,
+    /// No one approved invoice to pay, for good: (payment, why).
+    pub failed: Vec<(ErpPayment, String)>,
+}
+
+/// Places each payment on its [`target`] among what the lookup found for its invoice number
+/// (`found`), unless that lookup failed (`lookup_failed`, by number).
+pub fn place(
+    payments: Vec<ErpPayment>,
+    found: &std::collections::HashMap<String, Vec<Invoice>>,
+    lookup_failed: &std::collections::HashMap<String, String>,
+) -> Placed {
+    let mut placed = Placed::default();
+    for p in payments {
+        let number = p.invoice_number.trim();
+        if let Some(why) = lookup_failed.get(number) {
+            placed.later.push((p, why.clone()));
+            continue;
+        }
+        let list = found.get(number).map(Vec::as_slice).unwrap_or(&[]);
+        match target(&p, list) {
+            Ok(inv) => {
+                let id = inv.id.get();
+                let inv = inv.clone();
+                placed
+                    .per_invoice
+                    .entry(id)
+                    .or_insert_with(|| (inv, Vec::new()))
+                    .1
+                    .push(p);
+            }
+            Err(why) => placed.failed.push((p, why)),
+        }
+    }
+    placed
+}
+
 /// The one approved invoice among `candidates` (what the lookup returned for the payment's
 /// invoice number) the payment targets, or the reason there is none.
 pub fn target<'a>(p: &ErpPayment, candidates: &'a [Invoice]) -> Result<&'a Invoice, String> {

@@ -326,25 +326,14 @@ impl Pass<'_> {
             .map(|p| p.invoice_number.trim().to_owned())
             .collect();
         let (candidates, lookup_failed) = self.candidates(numbers).await?;
-        let mut per_invoice: BTreeMap<i64, (Invoice, Vec<ErpPayment>)> = BTreeMap::new();
-        for p in good {
-            let number = p.invoice_number.trim();
-            if let Some(why) = lookup_failed.get(number) {
-                out.transient.push((p.id, why.clone()));
-                continue;
-            }
-            let list = candidates.get(number).map(Vec::as_slice).unwrap_or(&[]);
-            match matching::target(&p, list) {
-                Ok(inv) => {
-                    per_invoice
-                        .entry(inv.id.get())
-                        .or_insert_with(|| (inv.clone(), Vec::new()))
-                        .1
-                        .push(p);
-                }
-                Err(why) => out.fail(p.id, why, None),
-            }
+        let placed = matching::place(good, &candidates, &lookup_failed);
+        for (p, why) in placed.later {
+            out.transient.push((p.id, why));
         }
+        for (p, why) in placed.failed {
+            out.fail(p.id, why, None);
+        }
+        let per_invoice = placed.per_invoice;
         // Payment writes are not journaled one by one (Coupa's invoice is compared instead), so
         // the lease is checked here, after the comparison's read and before any write.
         self.flow.store.check_lease().await?;
