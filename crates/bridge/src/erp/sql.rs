@@ -226,6 +226,15 @@ impl SqlErp {
             .collect()
     }
 
+    /// Why the ERP would refuse `invoice` now (its supplier, its period), read without posting
+    /// anything: empty when it would be accepted. What `sync --dry-run` shows.
+    pub async fn refusals(&self, invoice: &ErpInvoice) -> Result<Vec<String>, ErpError> {
+        let what = format!("judging invoice {}", invoice.invoice_number);
+        let mut conn = self.db.pool().acquire().await.map_err(unavailable(&what))?;
+        let (supplier, open) = master_data(&mut conn, invoice, &what).await?;
+        Ok(judge(invoice, supplier, open).0)
+    }
+
     async fn post(&self, invoice: &ErpInvoice) -> Result<PostOutcome, ErpError> {
         let id = invoice.coupa_invoice_id;
         let what = format!("posting invoice {} (Coupa id {id})", invoice.invoice_number);
@@ -239,31 +248,7 @@ impl SqlErp {
             });
         }
 
-        let supplier = match supplier_number(invoice) {
-            None => None,
-            Some(number) => {
-                let row = sqlx::query(
-                    "SELECT name, CASE WHEN active THEN 1 ELSE 0 END AS active \
-                     FROM erp_suppliers WHERE number = $1",
-                )
-                .bind(number)
-                .fetch_optional(tx.conn())
-                .await
-                .map_err(unavailable(format!("{what}: reading supplier '{number}'")))?;
-                row.map(|row| Ok::<_, sqlx::Error>((row.try_get("name")?, row.try_get("active")?)))
-                    .transpose()
-                    .map_err(unavailable(format!("{what}: reading supplier '{number}'")))?
-            }
-        };
-        let period = period_of(invoice.invoice_date);
-        let open: Option<i64> = sqlx::query(
-            "SELECT CASE WHEN open THEN 1 ELSE 0 END AS open FROM erp_periods WHERE period = $1",
-        )
-        .bind(&period)
-        .fetch_optional(tx.conn())
-        .await
-        .and_then(|row| row.map(|r| r.try_get("open")).transpose())
-        .map_err(unavailable(format!("{what}: reading period {period}")))?;
+        let (supplier, open) = master_data(tx.conn(), invoice, &what).await?;
         let (reasons, master_name) = judge(invoice, supplier, open);
         if !reasons.is_empty() {
             tx.rollback().await.map_err(unavailable(&what))?;
@@ -810,6 +795,41 @@ fn supplier_number(invoice: &ErpInvoice) -> Option<&str> {
         .as_deref()
         .map(str::trim)
         .filter(|n| !n.is_empty())
+}
+
+/// The supplier (name, active) and whether the invoice's period is open, as the ERP's master
+/// data says: what [`judge`] decides on.
+async fn master_data(
+    conn: &mut sqlx::AnyConnection,
+    invoice: &ErpInvoice,
+    what: &str,
+) -> Result<(Option<(String, i64)>, Option<i64>), ErpError> {
+    let supplier = match supplier_number(invoice) {
+        None => None,
+        Some(number) => {
+            let row = sqlx::query(
+                "SELECT name, CASE WHEN active THEN 1 ELSE 0 END AS active \
+                     FROM erp_suppliers WHERE number = $1",
+            )
+            .bind(number)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(unavailable(format!("{what}: reading supplier '{number}'")))?;
+            row.map(|row| Ok::<_, sqlx::Error>((row.try_get("name")?, row.try_get("active")?)))
+                .transpose()
+                .map_err(unavailable(format!("{what}: reading supplier '{number}'")))?
+        }
+    };
+    let period = period_of(invoice.invoice_date);
+    let open: Option<i64> = sqlx::query(
+        "SELECT CASE WHEN open THEN 1 ELSE 0 END AS open FROM erp_periods WHERE period = $1",
+    )
+    .bind(&period)
+    .fetch_optional(&mut *conn)
+    .await
+    .and_then(|row| row.map(|r| r.try_get("open")).transpose())
+    .map_err(unavailable(format!("{what}: reading period {period}")))?;
+    Ok((supplier, open))
 }
 
 /// Every reason the ERP refuses `invoice` (none: it is accepted), and the supplier's name in

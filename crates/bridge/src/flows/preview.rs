@@ -264,16 +264,25 @@ pub async fn invoices(
                             h.document_number
                         ),
                     ),
-                    None => out.add(
-                        POST,
-                        format!(
-                            "{head}: would post to the ERP ({} {}, {} line{})",
-                            e.total,
-                            e.currency,
-                            e.lines.len(),
-                            if e.lines.len() == 1 { "" } else { "s" }
+                    None => match erp.refusals(&e).await?.as_slice() {
+                        [] => out.add(
+                            POST,
+                            format!(
+                                "{head}: would post to the ERP ({} {}, {} line{})",
+                                e.total,
+                                e.currency,
+                                e.lines.len(),
+                                if e.lines.len() == 1 { "" } else { "s" }
+                            ),
                         ),
-                    ),
+                        reasons => out.add(
+                            REJECT,
+                            format!(
+                                "{head}: the ERP would refuse it, rejected in Coupa: {}",
+                                reasons.join("; ")
+                            ),
+                        ),
+                    },
                 },
             }
         }
@@ -306,13 +315,6 @@ pub async fn invoices(
         "would mark {} invoices exported",
         out.listed - out.count(UNREADABLE)
     ));
-    if out.count(POST) > 0 {
-        out.notes.push(
-            "the ERP checks each invoice's supplier and period as it posts: it may refuse \
-             some of those to post, which would then be rejected in Coupa"
-                .to_owned(),
-        );
-    }
     Ok(out)
 }
 
