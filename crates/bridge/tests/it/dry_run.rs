@@ -233,7 +233,10 @@ async fn a_dry_run_changes_nothing_and_the_sync_then_does_what_it_said() {
     // The dry run asks the ERP's own checks (supplier, period) without posting: the pass
     // posts and rejects exactly what it said.
     assert_eq!((posted, rejected), (to_post, to_reject), "{said}\n{did}");
-    assert!(to_reject > 0, "the seed has invoices the ERP refuses: {said}");
+    assert!(
+        to_reject > 0,
+        "the seed has invoices the ERP refuses: {said}"
+    );
     assert_eq!(
         figure(&did, "payments", "added to Coupa"),
         to_add,
