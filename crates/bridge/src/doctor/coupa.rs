@@ -190,53 +190,79 @@ async fn token(config: &Config, client: &Client) -> Check {
     }
 }
 
-/// What a flow reads, and the scope each read needs.
-struct Read {
-    what: &'static str,
-    scope: &'static str,
+/// A listing a flow makes, tried with one record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Read {
+    Invoices,
+    Integrations,
+    HistoryRecords,
+    PayPayments,
+    /// The CSV loader's results (csv transport).
+    DataFileSources,
+}
+
+impl Read {
+    fn what(self) -> &'static str {
+        match self {
+            Read::Invoices => "invoices",
+            Read::Integrations => "integrations",
+            Read::HistoryRecords => "integration history records",
+            Read::PayPayments => "Coupa Pay payments",
+            Read::DataFileSources => "data file sources (the CSV loader's results)",
+        }
+    }
+
+    fn scope(self) -> &'static str {
+        match self {
+            Read::Invoices => "core.invoice.read",
+            Read::Integrations | Read::HistoryRecords => "core.integration.read",
+            Read::PayPayments => "core.pay.payments.read",
+            Read::DataFileSources => "core.common.read",
+        }
+    }
+
+    /// Lists one record.
+    async fn try_with(self, client: &Client) -> Result<(), coupa_api::Error> {
+        let one = Query::new().limit(1).fields(Fields::new(["id"]));
+        match self {
+            Read::Invoices => client.invoices().list(one).next_page().await.map(drop),
+            Read::Integrations => client.integrations().list(one).next_page().await.map(drop),
+            Read::HistoryRecords => client
+                .history_records()
+                .list(one)
+                .next_page()
+                .await
+                .map(drop),
+            Read::PayPayments => client.pay_payments().list(one).next_page().await.map(drop),
+            Read::DataFileSources => client
+                .data_file_sources()
+                .list(one)
+                .next_page()
+                .await
+                .map(drop),
+        }
+    }
 }
 
 /// The scopes a flow needs: what it reads (tried) and what it writes (asked for).
 fn needs(config: &Config, flow: FlowName) -> (Vec<Read>, Vec<&'static str>) {
-    let invoices = Read {
-        what: "invoices",
-        scope: "core.invoice.read",
-    };
-    let integrations = Read {
-        what: "integrations",
-        scope: "core.integration.read",
-    };
-    let records = Read {
-        what: "integration history records",
-        scope: "core.integration.read",
-    };
     match flow {
         FlowName::Invoices => match config.invoices.monitoring {
-            Monitoring::CustomFields => (vec![invoices], vec!["core.invoice.write"]),
+            Monitoring::CustomFields => (vec![Read::Invoices], vec!["core.invoice.write"]),
             Monitoring::History | Monitoring::Runs => (
-                vec![invoices, integrations, records],
+                vec![Read::Invoices, Read::Integrations, Read::HistoryRecords],
                 vec!["core.invoice.write", "core.integration.write"],
             ),
         },
         FlowName::Payments => {
-            let mut reads = vec![invoices, integrations];
+            let mut reads = vec![Read::Invoices, Read::Integrations];
             if config.payments.transport == PaymentTransport::Csv {
-                reads.push(Read {
-                    what: "data file sources (the CSV loader's results)",
-                    scope: "core.common.read",
-                });
+                reads.push(Read::DataFileSources);
             }
             (reads, vec!["core.invoice.write", "core.integration.write"])
         }
         FlowName::PayPayments => (
-            vec![
-                Read {
-                    what: "Coupa Pay payments",
-                    scope: "core.pay.payments.read",
-                },
-                integrations,
-                records,
-            ],
+            vec![Read::PayPayments, Read::Integrations, Read::HistoryRecords],
             vec!["core.pay.payments.write", "core.integration.write"],
         ),
     }
@@ -248,7 +274,7 @@ fn needs(config: &Config, flow: FlowName) -> (Vec<Read>, Vec<&'static str>) {
 async fn scopes(config: &Config, flow: FlowName) -> Check {
     let name = format!("scopes: {flow}");
     let (reads, writes) = needs(config, flow);
-    let mut wanted: Vec<String> = reads.iter().map(|r| r.scope.to_owned()).collect();
+    let mut wanted: Vec<String> = reads.iter().map(|r| r.scope().to_owned()).collect();
     wanted.extend(writes.iter().map(|s| (*s).to_owned()));
     wanted.sort();
     wanted.dedup();
@@ -282,43 +308,26 @@ async fn scopes(config: &Config, flow: FlowName) -> Check {
         };
     }
     for read in &reads {
-        let one = Query::new().limit(1).fields(Fields::new(["id"]));
-        let tried = match read.what {
-            "invoices" => client.invoices().list(one).next_page().await.map(drop),
-            "integrations" => client.integrations().list(one).next_page().await.map(drop),
-            "integration history records" => client
-                .history_records()
-                .list(one)
-                .next_page()
-                .await
-                .map(drop),
-            "Coupa Pay payments" => client.pay_payments().list(one).next_page().await.map(drop),
-            _ => client
-                .data_file_sources()
-                .list(one)
-                .next_page()
-                .await
-                .map(drop),
-        };
+        let tried = read.try_with(&client).await;
         match tried {
             Ok(()) => {}
             Err(e) if e.class() == ErrorClass::Auth => {
                 return Check::fail(
                     name,
-                    format!("Coupa refused to list {}: {}", read.what, e.reason()),
-                    fix(read.scope),
+                    format!("Coupa refused to list {}: {}", read.what(), e.reason()),
+                    fix(read.scope()),
                 );
             }
             Err(e) => {
                 return Check::fail(
                     name,
-                    format!("listing {} failed: {e}", read.what),
+                    format!("listing {} failed: {e}", read.what()),
                     "see the error; run `coupa-bridge doctor` again once Coupa answers",
                 );
             }
         }
     }
-    let read_list: Vec<&str> = reads.iter().map(|r| r.what).collect();
+    let read_list: Vec<&str> = reads.iter().map(|r| r.what()).collect();
     match client.granted_scopes() {
         Some(granted) => {
             if let Some(missing) = writes.iter().find(|w| !granted.iter().any(|g| g == *w)) {
