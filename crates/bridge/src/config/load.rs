@@ -994,10 +994,29 @@ fn resolve_relative_paths(config: &mut Config, path: &Path) {
     };
     config.state.url = resolve_sqlite_url(&config.state.url, dir);
     config.erp.url = resolve_sqlite_url(&config.erp.url, dir);
-    if let Some(key) = &mut config.payments.sftp.private_key_path
-        && key.is_relative()
+    for key in [
+        &mut config.payments.sftp.private_key_path,
+        &mut config.erp.files.sftp.private_key_path,
+        &mut config.erp.mapping,
+    ]
+    .into_iter()
+    .flatten()
     {
-        *key = dir.join(&*key);
+        if key.is_relative() {
+            *key = dir.join(&*key);
+        }
+    }
+    // Local folders of the files adapter (on an SFTP server they are absolute already).
+    if config.erp.files.sftp.host.is_none() {
+        let f = &mut config.erp.files;
+        for folder in [&mut f.outbox, &mut f.inbox, &mut f.payments_inbox]
+            .into_iter()
+            .flatten()
+        {
+            if Path::new(folder.as_str()).is_relative() {
+                *folder = dir.join(folder.as_str()).to_string_lossy().into_owned();
+            }
+        }
     }
 }
 

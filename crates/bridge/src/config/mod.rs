@@ -199,17 +199,30 @@ pub enum ErpKind {
     /// The embedded reference ERP: an AP ledger in SQLite or Postgres (design.md section 2).
     #[default]
     Sql,
+    /// An ERP's HTTP API (`[erp.http]`).
+    Http,
+    /// Files in an outbox and an inbox folder, local or over SFTP (`[erp.files]`).
+    Files,
 }
 
 /// `[erp]`
 #[derive(Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ErpConfig {
-    /// The adapter; only `sql` for now.
+    /// `sql`, `http` or `files`.
     pub kind: ErpKind,
-    /// For `sql`: `sqlite://FILE` or `postgres://...`; a relative SQLite path is taken relative to
-    /// the config file's directory.
+    /// For `sql`: the ERP's database, `sqlite://FILE` or `postgres://...`. For `http` and
+    /// `files`: the local ledger (payments received from the ERP, waiting for Coupa; what was
+    /// delivered to the ERP and its answers). A relative SQLite path is taken relative to the
+    /// config file's directory.
     pub url: String,
+    /// For `http` and `files`: the field mapping file (canonical model to the ERP's fields and
+    /// formats); relative to the config file's directory. Without it the ERP gets the
+    /// canonical JSON (`schemas/canonical.schema.json`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mapping: Option<PathBuf>,
+    pub http: HttpErpConfig,
+    pub files: FilesErpConfig,
 }
 
 impl Default for ErpConfig {
@@ -217,6 +230,9 @@ impl Default for ErpConfig {
         ErpConfig {
             kind: ErpKind::Sql,
             url: "sqlite://erp.db".into(),
+            mapping: None,
+            http: HttpErpConfig::default(),
+            files: FilesErpConfig::default(),
         }
     }
 }
@@ -226,7 +242,128 @@ impl std::fmt::Debug for ErpConfig {
         f.debug_struct("ErpConfig")
             .field("kind", &self.kind)
             .field("url", &redact_userinfo(&self.url))
+            .field("mapping", &self.mapping)
+            .field("http", &self.http)
+            .field("files", &self.files)
             .finish()
+    }
+}
+
+/// How the `http` adapter authenticates.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HttpAuth {
+    #[default]
+    None,
+    /// `Authorization: Bearer <token>`.
+    Bearer,
+    /// `Authorization: Basic <username:password>`.
+    Basic,
+    /// Each request signed: HMAC-SHA256 of `<timestamp>.<body>` with `hmac_secret`.
+    Hmac,
+}
+
+/// `[erp.http]`
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpErpConfig {
+    /// Each mapped invoice is POSTed here. Required for `http`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub invoices_url: Option<String>,
+    /// A voided invoice's cancellation is POSTed here; `{coupa_invoice_id}` is replaced. Required
+    /// when `invoices.statuses` holds `voided`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cancel_url: Option<String>,
+    /// Each Coupa Pay payment is POSTed here. Required when `pay_payments` is enabled.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pay_payments_url: Option<String>,
+    /// The ERP's payments are read from here with a cursor (`payments_cursor_param`); without
+    /// it they are pushed to the daemon's `POST /api/erp/payments`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payments_url: Option<String>,
+    /// The query parameter carrying the cursor on `payments_url`.
+    pub payments_cursor_param: String,
+    /// `none`, `bearer`, `basic` or `hmac`.
+    pub auth: HttpAuth,
+    /// For `bearer`; best set through `COUPA_BRIDGE__ERP__HTTP__TOKEN`.
+    #[serde(
+        serialize_with = "serialize_redacted",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub token: Option<SecretString>,
+    /// For `basic`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// For `basic`; best set through `COUPA_BRIDGE__ERP__HTTP__PASSWORD`.
+    #[serde(
+        serialize_with = "serialize_redacted",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub password: Option<SecretString>,
+    /// For `hmac`; best set through `COUPA_BRIDGE__ERP__HTTP__HMAC_SECRET`.
+    #[serde(
+        serialize_with = "serialize_redacted",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub hmac_secret: Option<SecretString>,
+    /// The header carrying the HMAC signature: `t=<unix seconds>,v1=<hex>`.
+    pub hmac_header: String,
+    /// The header carrying the idempotency key (the Coupa invoice id).
+    pub idempotency_header: String,
+    /// Each request's time limit; past it the request is transient (asked again next pass,
+    /// with the same idempotency key).
+    pub timeout_secs: u64,
+}
+
+impl Default for HttpErpConfig {
+    fn default() -> Self {
+        HttpErpConfig {
+            invoices_url: None,
+            cancel_url: None,
+            pay_payments_url: None,
+            payments_url: None,
+            payments_cursor_param: "cursor".into(),
+            auth: HttpAuth::None,
+            token: None,
+            username: None,
+            password: None,
+            hmac_secret: None,
+            hmac_header: "X-Signature".into(),
+            idempotency_header: "Idempotency-Key".into(),
+            timeout_secs: 30,
+        }
+    }
+}
+
+/// `[erp.files]`
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FilesErpConfig {
+    /// Folder the mapped invoices (and cancellations, Coupa Pay payments) are written to, each
+    /// atomically. A local path (relative to the config file's directory), or a path on the
+    /// SFTP server when `[erp.files.sftp]` names a host. Required for `files`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outbox: Option<String>,
+    /// Folder the ERP's result files are read from; each is moved to `processed/` under it
+    /// once its answers are kept (`unreadable/` when it cannot be read). Required for `files`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inbox: Option<String>,
+    /// Folder the ERP's payment files are read from (moved to `processed/` once their payments
+    /// are in the ledger); without it payments are pushed to the daemon's endpoint.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payments_inbox: Option<String>,
+    /// The ERP's SFTP server, when the folders are remote.
+    pub sftp: SftpConfig,
+}
+
+impl Default for FilesErpConfig {
+    fn default() -> Self {
+        FilesErpConfig {
+            outbox: None,
+            inbox: None,
+            payments_inbox: None,
+            sftp: SftpConfig::default(),
+        }
     }
 }
 
@@ -248,6 +385,10 @@ pub struct InvoicesConfig {
     pub status_field: String,
     /// Invoices processed in parallel; the shared rate governor still bounds Coupa calls.
     pub concurrency: usize,
+    /// How long, in seconds, an invoice may wait for an ERP that answers later (`erp.kind =
+    /// "files"`)
+    /// before an alert is raised; it keeps waiting after.
+    pub answer_deadline_secs: u64,
 }
 
 impl Default for InvoicesConfig {
@@ -260,6 +401,7 @@ impl Default for InvoicesConfig {
             erp_number_field: "cf-erp-invoice-number".into(),
             status_field: "cf-integration-status".into(),
             concurrency: 4,
+            answer_deadline_secs: 4 * 3600,
         }
     }
 }

@@ -4,7 +4,8 @@
 
 use secrecy::{ExposeSecret, SecretString};
 
-use super::{Config, PaymentTransport};
+use super::{Config, ErpKind, HttpAuth, PaymentTransport, SftpConfig};
+use crate::erp::mapping::{Mapping, Outbound};
 
 /// Coupa's published limits (coupa-api.md): above them, expect 429s.
 const COUPA_RATE: f64 = 25.0;
@@ -133,6 +134,7 @@ pub(super) fn check(config: &Config) -> (Issues, Vec<String>) {
 
     database_url(&mut problem, "state.url", &config.state.url);
     database_url(&mut problem, "erp.url", &config.erp.url);
+    erp(&mut problem, config);
 
     let invoices = &config.invoices;
     statuses(&mut problem, "invoices.statuses", &invoices.statuses);
@@ -165,44 +167,13 @@ pub(super) fn check(config: &Config) -> (Issues, Vec<String>) {
     }
 
     let sftp = &config.payments.sftp;
-    if config.payments.transport == PaymentTransport::Csv {
-        const CSV: &str = "required when payments.transport = \"csv\"";
-        if sftp.host.as_deref().is_none_or(|h| h.trim().is_empty()) {
-            problem("payments.sftp.host", CSV.into());
-        }
-        if sftp.username.as_deref().is_none_or(|u| u.trim().is_empty()) {
-            problem("payments.sftp.username", CSV.into());
-        }
-        if sftp.host_key.is_none() {
-            problem(
-                "payments.sftp.host_key",
-                format!(
-                    "{CSV} (the server's public key, e.g. \"ssh-ed25519 AAAA...\"; the \
-                     connector never trusts a key on first use)"
-                ),
-            );
-        }
-        if sftp.password.is_none() && sftp.private_key_path.is_none() {
-            problem(
-                "payments.sftp.password",
-                format!(
-                    "{CSV}, or payments.sftp.private_key_path (the password best through \
-                     COUPA_BRIDGE__PAYMENTS__SFTP__PASSWORD)"
-                ),
-            );
-        }
-    }
-    if let Some(key) = &sftp.host_key
-        && !looks_like_host_key(key)
-    {
-        problem(
-            "payments.sftp.host_key",
-            "expected an OpenSSH public key line: \"ssh-ed25519 AAAA...\"".into(),
-        );
-    }
-    if sftp.port == 0 {
-        problem("payments.sftp.port", "expected 1 to 65535".into());
-    }
+    sftp_server(
+        &mut problem,
+        &PAYMENTS_SFTP,
+        sftp,
+        (config.payments.transport == PaymentTransport::Csv)
+            .then_some("required when payments.transport = \"csv\""),
+    );
     if !sftp.incoming_dir.starts_with('/') {
         problem(
             "payments.sftp.incoming_dir",
@@ -364,4 +335,251 @@ fn looks_like_host_key(key: &str) -> bool {
         && blob
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '/' | '='))
+}
+
+/// The keys of one SFTP server's settings, for [`sftp_server`].
+struct SftpKeys {
+    host: &'static str,
+    username: &'static str,
+    host_key: &'static str,
+    password: &'static str,
+    private_key_path: &'static str,
+    port: &'static str,
+    password_env: &'static str,
+}
+
+const PAYMENTS_SFTP: SftpKeys = SftpKeys {
+    host: "payments.sftp.host",
+    username: "payments.sftp.username",
+    host_key: "payments.sftp.host_key",
+    password: "payments.sftp.password",
+    private_key_path: "payments.sftp.private_key_path",
+    port: "payments.sftp.port",
+    password_env: "COUPA_BRIDGE__PAYMENTS__SFTP__PASSWORD",
+};
+
+const ERP_SFTP: SftpKeys = SftpKeys {
+    host: "erp.files.sftp.host",
+    username: "erp.files.sftp.username",
+    host_key: "erp.files.sftp.host_key",
+    password: "erp.files.sftp.password",
+    private_key_path: "erp.files.sftp.private_key_path",
+    port: "erp.files.sftp.port",
+    password_env: "COUPA_BRIDGE__ERP__FILES__SFTP__PASSWORD",
+};
+
+/// An SFTP server's settings: all of host, user, pinned key and a credential when `required`
+/// says why they are needed.
+fn sftp_server(
+    problem: &mut impl FnMut(&'static str, String),
+    k: &SftpKeys,
+    sftp: &SftpConfig,
+    required: Option<&str>,
+) {
+    if let Some(why) = required {
+        if sftp.host.as_deref().is_none_or(|h| h.trim().is_empty()) {
+            problem(k.host, why.into());
+        }
+        if sftp.username.as_deref().is_none_or(|u| u.trim().is_empty()) {
+            problem(k.username, why.into());
+        }
+        if sftp.host_key.is_none() {
+            problem(
+                k.host_key,
+                format!(
+                    "{why} (the server's public key, e.g. \"ssh-ed25519 AAAA...\"; the \
+                     connector never trusts a key on first use)"
+                ),
+            );
+        }
+        if sftp.password.is_none() && sftp.private_key_path.is_none() {
+            problem(
+                k.password,
+                format!(
+                    "{why}, or {} (the password best through {})",
+                    k.private_key_path, k.password_env
+                ),
+            );
+        }
+    }
+    if let Some(key) = &sftp.host_key
+        && !looks_like_host_key(key)
+    {
+        problem(
+            k.host_key,
+            "expected an OpenSSH public key line: \"ssh-ed25519 AAAA...\"".into(),
+        );
+    }
+    if sftp.port == 0 {
+        problem(k.port, "expected 1 to 65535".into());
+    }
+}
+
+/// What the chosen adapter needs, and the mapping file, validated here so a mistake in it is
+/// reported at start-up with its line, not on the first invoice.
+fn erp(problem: &mut impl FnMut(&'static str, String), config: &Config) {
+    let erp = &config.erp;
+    let mapping = match &erp.mapping {
+        None => None,
+        Some(_) if erp.kind == ErpKind::Sql => {
+            problem(
+                "erp.mapping",
+                "a mapping is for erp.kind = \"http\" or \"files\"; the sql ERP takes the \
+                 canonical model as it is"
+                    .into(),
+            );
+            None
+        }
+        Some(path) => match Mapping::load(path) {
+            Ok(m) => Some(m),
+            Err(errors) => {
+                for e in errors.0 {
+                    problem("erp.mapping", e.to_string());
+                }
+                None
+            }
+        },
+    };
+    let url = |problem: &mut dyn FnMut(&'static str, String), key: &'static str, v: &str| {
+        let v = v.trim();
+        if !(v.starts_with("https://") || v.starts_with("http://")) || v.ends_with("//") {
+            problem(
+                key,
+                format!("expected an http:// or https:// URL, found \"{v}\""),
+            );
+        }
+    };
+    match erp.kind {
+        ErpKind::Sql => {}
+        ErpKind::Http => {
+            let h = &erp.http;
+            let invoices = config.invoices.enabled;
+            match &h.invoices_url {
+                Some(v) => url(problem, "erp.http.invoices_url", v),
+                None if invoices => problem(
+                    "erp.http.invoices_url",
+                    "required when erp.kind = \"http\" and invoices are enabled: where each \
+                     invoice is POSTed"
+                        .into(),
+                ),
+                None => {}
+            }
+            match &h.cancel_url {
+                Some(v) => url(problem, "erp.http.cancel_url", v),
+                None if invoices && config.invoices.statuses.iter().any(|s| s == "voided") => {
+                    problem(
+                        "erp.http.cancel_url",
+                        "required when invoices.statuses holds \"voided\": where a voided \
+                         invoice's cancellation is POSTed ({coupa_invoice_id} is replaced)"
+                            .into(),
+                    )
+                }
+                None => {}
+            }
+            match &h.pay_payments_url {
+                Some(v) => url(problem, "erp.http.pay_payments_url", v),
+                None if config.pay_payments.enabled => problem(
+                    "erp.http.pay_payments_url",
+                    "required when pay_payments is enabled: where each Coupa Pay payment is \
+                     POSTed (or set pay_payments.enabled = false)"
+                        .into(),
+                ),
+                None => {}
+            }
+            if let Some(v) = &h.payments_url {
+                url(problem, "erp.http.payments_url", v);
+            }
+            match h.auth {
+                HttpAuth::None => {}
+                HttpAuth::Bearer if h.token.as_ref().is_none_or(is_blank) => problem(
+                    "erp.http.token",
+                    "required when erp.http.auth = \"bearer\" (best through \
+                     COUPA_BRIDGE__ERP__HTTP__TOKEN)"
+                        .into(),
+                ),
+                HttpAuth::Basic
+                    if h.username.as_deref().is_none_or(|u| u.trim().is_empty())
+                        || h.password.as_ref().is_none_or(is_blank) =>
+                {
+                    problem(
+                        "erp.http.username",
+                        "erp.http.username and erp.http.password are required when \
+                         erp.http.auth = \"basic\" (the password best through \
+                         COUPA_BRIDGE__ERP__HTTP__PASSWORD)"
+                            .into(),
+                    )
+                }
+                HttpAuth::Hmac if h.hmac_secret.as_ref().is_none_or(is_blank) => problem(
+                    "erp.http.hmac_secret",
+                    "required when erp.http.auth = \"hmac\" (best through \
+                     COUPA_BRIDGE__ERP__HTTP__HMAC_SECRET)"
+                        .into(),
+                ),
+                _ => {}
+            }
+            not_empty(problem, "erp.http.idempotency_header", &h.idempotency_header);
+            if let Some(m) = &mapping {
+                for (doc, what) in [
+                    (Outbound::Invoice, "[invoice]"),
+                    (Outbound::Cancel, "[cancel]"),
+                    (Outbound::PayPayment, "[pay_payment]"),
+                ] {
+                    if m.format_of(doc) != crate::erp::mapping::Format::Json {
+                        problem(
+                            "erp.mapping",
+                            format!(
+                                "{what} format must be json for erp.kind = \"http\" (csv and \
+                                 xml are for file drops)"
+                            ),
+                        );
+                    }
+                }
+            }
+        }
+        ErpKind::Files => {
+            let f = &erp.files;
+            let remote = f.sftp.host.is_some();
+            for (key, value, why) in [
+                (
+                    "erp.files.outbox",
+                    &f.outbox,
+                    "where each mapped invoice is written",
+                ),
+                (
+                    "erp.files.inbox",
+                    &f.inbox,
+                    "where the ERP's result files are read",
+                ),
+            ] {
+                if value.as_deref().is_none_or(|v| v.trim().is_empty()) {
+                    problem(
+                        key,
+                        format!("required when erp.kind = \"files\": {why}"),
+                    );
+                }
+            }
+            if remote {
+                for (key, value) in [
+                    ("erp.files.outbox", &f.outbox),
+                    ("erp.files.inbox", &f.inbox),
+                    ("erp.files.payments_inbox", &f.payments_inbox),
+                ] {
+                    if value.as_deref().is_some_and(|v| !v.starts_with('/')) {
+                        problem(
+                            key,
+                            "expected an absolute path on the SFTP server (erp.files.sftp.host \
+                             is set)"
+                                .into(),
+                        );
+                    }
+                }
+            }
+            sftp_server(
+                problem,
+                &ERP_SFTP,
+                &f.sftp,
+                remote.then_some("required when erp.files.sftp.host is set"),
+            );
+        }
+    }
 }

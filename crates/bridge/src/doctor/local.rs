@@ -70,9 +70,12 @@ async fn sftp(config: &Config) -> Check {
 /// The ERP answers and its schema is this version's; `fix` creates or updates the schema.
 async fn erp(config: &Config, fix: bool) -> Check {
     const NAME: &str = "erp";
-    match config.erp.kind {
-        ErpKind::Sql => {}
-    }
+    // For `http` and `files`, `erp.url` is the local ledger; the ERP itself answers over HTTP
+    // or through its folders, which the first pass reaches.
+    let what = match config.erp.kind {
+        ErpKind::Sql => "the ERP",
+        ErpKind::Http | ErpKind::Files => "the ERP ledger",
+    };
     let url = &config.erp.url;
     let shown = db::redact_url(url);
     let state = match SqlErp::schema_state(url).await {
@@ -80,7 +83,7 @@ async fn erp(config: &Config, fix: bool) -> Check {
         Err(e) => {
             return Check::fail(
                 NAME,
-                format!("cannot reach the ERP: {e}"),
+                format!("cannot reach {what}: {e}"),
                 "check erp.url and that the database is up and reachable from this host",
             );
         }

@@ -1,10 +1,17 @@
 //! The ERP side of the connector: the [`Erp`] trait the flows post to, and [`sql::SqlErp`], the
 //! embedded reference ERP (a small AP ledger in SQLite or PostgreSQL, `erp.kind = "sql"`).
 //!
-//! Real ERPs plug in by implementing [`Erp`]. The contract the flows rely on:
+//! Three adapters implement [`Erp`] (`erp.kind`): `sql` (above), `http` ([`http::HttpErp`]: an
+//! ERP's HTTP API) and `files` ([`files::FileErp`]: an outbox and an inbox folder, local or over
+//! SFTP). The types below are the **canonical document model** every adapter speaks; its JSON
+//! Schema is `schemas/canonical.schema.json` (kept true by a test), and [`mapping`] turns it into
+//! an ERP's own field names and formats. The contract the flows rely on:
 //! - posting is idempotent by Coupa invoice id, so a crash between "ERP accepted" and "Coupa
 //!   marked exported" is repaired by posting again;
 //! - a [`PostOutcome::Rejected`] is permanent (the flow records it and moves on);
+//! - a [`PostOutcome::Pending`] means the ERP has the invoice and answers later (a file drop):
+//!   the flow journals it "sent" and asks again on later passes with the same call, which writes
+//!   nothing the second time and returns the answer once there is one;
 //! - every [`ErpError`] is transient (the document stays for the next pass);
 //! - payments to push to Coupa are read with [`Erp::pending_payments`] (in id order, a page at a
 //!   time) and their fate written back with [`Erp::settle_payments`]; a row that is no longer
@@ -12,55 +19,117 @@
 //! - a Coupa Pay payment is booked with [`Erp::book_pay_payment`], an upsert by Coupa payment id
 //!   that compares before it writes: booking the same version again changes nothing, a newer
 //!   version (a status change) updates the row and its applications, never adds a second one.
+//! - payments the ERP made reach [`Erp::pending_payments`] through the ledger: the sql ERP's own
+//!   `erp_payments` table, or, for `http` and `files`, the same table in the local ledger
+//!   database (`erp.url`), filled by [`Erp::receive_payments`] and by the push endpoint.
 
 mod coupa_pay;
+mod deliveries;
+pub mod files;
+pub mod http;
+pub mod mapping;
 mod payments;
 mod schema;
 pub mod sql;
+pub mod stub;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 
+pub use deliveries::{Delivery, DeliveryState};
 pub use payments::Accepted;
 pub use sql::SqlErp;
 
+use crate::config::{Config, ErpKind};
+
 pub type BoxFuture<'a, T> = futures_util::future::BoxFuture<'a, T>;
 
-/// An invoice as the ERP receives it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// An approved Coupa invoice as the ERP receives it (canonical model). Amounts are decimal
+/// strings (`"1234.50"`), dates `YYYY-MM-DD`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ErpInvoice {
+    /// Coupa's invoice id: the idempotency key of every delivery.
     pub coupa_invoice_id: i64,
+    /// The supplier's invoice number.
     pub invoice_number: String,
+    /// Coupa's supplier id.
+    #[serde(default)]
+    pub coupa_supplier_id: Option<i64>,
+    /// The supplier's number (the ERP's vendor number, as kept in Coupa).
     pub supplier_number: Option<String>,
     pub supplier_name: Option<String>,
     pub invoice_date: NaiveDate,
+    /// ISO 4217 code.
     pub currency: String,
+    /// The invoice total with taxes.
     pub total: Decimal,
     pub lines: Vec<ErpInvoiceLine>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// One invoice line (canonical model).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ErpInvoiceLine {
+    /// Coupa's invoice line id.
+    #[serde(default)]
+    pub coupa_line_id: Option<i64>,
     pub line_num: i64,
     pub description: String,
     pub quantity: Decimal,
     pub price: Decimal,
     pub total: Decimal,
+    /// The line's account code in Coupa (segments joined by Coupa).
     pub account_code: Option<String>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// The ERP's answer to an invoice (canonical model).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "outcome", rename_all = "kebab-case")]
 pub enum PostOutcome {
     /// The ERP holds the invoice under `document_number`; `already_posted` when it did before
     /// this call (nothing was posted now).
     Accepted {
         document_number: String,
+        #[serde(default)]
         already_posted: bool,
     },
     /// Permanent: every reason the ERP refuses the invoice, for a person to fix in Coupa.
     Rejected { reasons: Vec<String> },
+    /// The ERP has the invoice and answers later (a file adapter's outbox, an HTTP 202):
+    /// asking again with [`Erp::post_invoice`] writes nothing and returns the answer once the
+    /// ERP gave it.
+    Pending,
+}
+
+/// A voided Coupa invoice's cancellation, as an external ERP receives it (canonical model).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ErpCancel {
+    pub coupa_invoice_id: i64,
+}
+
+/// What an answer of the ERP is about.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum ErpAction {
+    /// The posting of the invoice.
+    #[default]
+    Post,
+    /// Its cancellation.
+    Cancel,
+}
+
+/// One answer of an ERP that answers later: a record of a result file (canonical model).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ErpResult {
+    pub coupa_invoice_id: i64,
+    #[serde(default)]
+    pub action: ErpAction,
+    #[serde(flatten)]
+    pub outcome: PostOutcome,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -73,16 +142,34 @@ pub enum CancelOutcome {
     },
     /// The ERP never had the invoice: nothing to cancel.
     NotPosted,
+    /// The cancellation is delivered and the ERP answers later: asking again with
+    /// [`Erp::cancel_invoice`] writes nothing and returns the answer once there is one.
+    Pending,
 }
 
 /// Every `ErpError` is transient: leave the document for the next pass.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum ErpError {
     #[error("ERP unavailable: {0}")]
     Unavailable(String),
+    /// The ERP refused something that is not the document's fault (credentials, an endpoint
+    /// that is not there, a Coupa Pay payment it will not book): a person fixes the setup, and
+    /// the document is tried again.
+    #[error("the ERP refused: {0}")]
+    Refused(String),
 }
 
-/// A payment the ERP made, to put on its Coupa invoice (`erp_payments`).
+/// What [`Erp::receive_payments`] brought in.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Received {
+    /// Payments new to the ledger.
+    pub new: u64,
+    /// Payments the ERP sent that could not be taken, each saying where it was (the file and
+    /// row, or the page and index) and why; its source is kept for a person to fix.
+    pub refused: Vec<String>,
+}
+
+/// A payment the ERP made, to put on its Coupa invoice: an `erp_payments` row of the ledger.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ErpPayment {
     /// The ERP's row id: orders the rows and pages through them.
@@ -122,8 +209,8 @@ pub enum PaymentSync {
 }
 
 /// A Coupa Pay payment as the ERP books it: one `erp_coupa_pay_payments` row and one
-/// `erp_payment_applications` row per Coupa `payment-details` entry.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// `erp_payment_applications` row per Coupa `payment-details` entry (canonical model).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ErpPayPayment {
     pub coupa_payment_id: i64,
     /// Coupa's status: `completed_successfully`, `completed_with_errors`, `cancelled`, ...
@@ -151,7 +238,7 @@ pub struct ErpPayPayment {
 pub const PAY_STATUS_SETTLES: &str = "completed_successfully";
 
 /// One `payment-details` entry: what the payment pays of one invoice (or expense report).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct PayApplication {
     pub coupa_detail_id: Option<i64>,
     /// `InvoiceHeader` for invoices; other kinds (`ExpenseReport`) are kept but never matched
@@ -231,10 +318,19 @@ pub trait Erp: Send + Sync {
     }
 
     /// Cancels the ERP invoice of a voided Coupa invoice (status 'cancelled'); idempotent.
+    /// An ERP that answers later returns [`CancelOutcome::Pending`] until it has.
     fn cancel_invoice<'a>(
         &'a self,
         coupa_invoice_id: i64,
     ) -> BoxFuture<'a, Result<CancelOutcome, ErpError>>;
+
+    /// Brings the payments the ERP made since the last call into the ledger that
+    /// [`Erp::pending_payments`] reads (an HTTP endpoint read from a saved cursor, payment
+    /// files), each committed before its source is let go: the number of payments new to the
+    /// ledger. The sql ERP's table is its ledger: nothing to do.
+    fn receive_payments(&self) -> BoxFuture<'_, Result<Received, ErpError>> {
+        Box::pin(async { Ok(Received::default()) })
+    }
 
     /// Up to `limit` pending payments with an id above `after_id`, in id order. A row that
     /// cannot be read comes back as `Err(MalformedPayment)`, never as an error of the call.
@@ -268,6 +364,43 @@ pub trait Erp: Send + Sync {
     ) -> BoxFuture<'a, Result<HashMap<i64, Vec<String>>, ErpError>>;
 }
 
+/// The configured adapter, and the ledger it keeps payments in (for `sql`, the same ERP): the
+/// push endpoint, the dashboard and "retry" work on the ledger.
+pub struct Opened {
+    pub erp: Arc<dyn Erp>,
+    pub ledger: Arc<SqlErp>,
+}
+
+/// Opens the adapter `config.erp` names (migrating the ledger).
+pub async fn open(config: &Config) -> Result<Opened, ErpError> {
+    let ledger = Arc::new(SqlErp::connect(&config.erp.url).await?);
+    with_ledger(config, ledger).await
+}
+
+/// [`open`] over an existing ledger.
+pub async fn with_ledger(config: &Config, ledger: Arc<SqlErp>) -> Result<Opened, ErpError> {
+    let mapping = match &config.erp.mapping {
+        // Validated with the config; read again here, so a file changed since is seen.
+        Some(path) => Arc::new(
+            mapping::Mapping::load(path)
+                .map_err(|e| ErpError::Refused(format!("the ERP mapping: {e}")))?,
+        ),
+        None => Arc::new(mapping::Mapping::canonical()),
+    };
+    let erp: Arc<dyn Erp> = match config.erp.kind {
+        ErpKind::Sql => ledger.clone(),
+        ErpKind::Http => Arc::new(http::HttpErp::new(
+            &config.erp.http,
+            mapping,
+            ledger.clone(),
+        )?),
+        ErpKind::Files => Arc::new(
+            files::FileErp::connect(&config.erp.files, mapping, ledger.clone()).await?,
+        ),
+    };
+    Ok(Opened { erp, ledger })
+}
+
 /// An invoice header as the embedded ERP stores it (`erp_invoices`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ErpInvoiceRecord {
@@ -284,18 +417,24 @@ pub struct ErpInvoiceRecord {
     pub created_at: DateTime<Utc>,
 }
 
-/// A payment as the ERP's AP clerk enters it, for [`SqlErp::record_payments`]: the demo and the
-/// tests feed the payment push flow through the same table a real AP clerk would fill.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// A payment the ERP made, as it delivers it (canonical model): pushed to `POST
+/// /api/erp/payments`, read from its payments endpoint or a payment file, or entered by the
+/// reference ERP's AP clerk ([`SqlErp::record_payments`]). Amounts are decimal strings, dates
+/// `YYYY-MM-DD`; `payment_ref` is its identity.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct NewErpPayment {
     pub payment_ref: String,
     pub invoice_number: String,
+    #[serde(default)]
     pub supplier_name: Option<String>,
+    #[serde(default)]
     pub supplier_number: Option<String>,
     pub amount: Decimal,
     pub currency: String,
     pub payment_date: NaiveDate,
+    #[serde(default)]
     pub check_number: Option<String>,
+    #[serde(default)]
     pub paid_in_full: bool,
 }
 

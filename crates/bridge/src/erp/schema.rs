@@ -6,7 +6,7 @@ use crate::db::Migration;
 
 pub(crate) const COMPONENT: &str = "erp";
 
-pub(crate) const MIGRATIONS: &[Migration] = &[AP_LEDGER, COUPA_PAY_APPLICATIONS];
+pub(crate) const MIGRATIONS: &[Migration] = &[AP_LEDGER, COUPA_PAY_APPLICATIONS, DELIVERIES];
 
 const AP_LEDGER: Migration = Migration {
     version: 1,
@@ -122,5 +122,31 @@ const COUPA_PAY_APPLICATIONS: Migration = Migration {
         "ALTER TABLE erp_payment_applications ADD COLUMN adjustment TEXT",
         "ALTER TABLE erp_payment_applications ADD COLUMN applied {bool} NOT NULL DEFAULT FALSE",
         "ALTER TABLE erp_payment_applications ADD COLUMN problem TEXT",
+    ],
+};
+
+const DELIVERIES: Migration = Migration {
+    version: 3,
+    name: "Ledger of the http and files adapters: deliveries and read cursors",
+    statements: &[
+        // One row per document delivered to an external ERP (`invoice:<id>`, `cancel:<id>`,
+        // `pay:<id>`): `version` is what was delivered (Coupa's updated-at for a Coupa Pay
+        // payment), `state` `staged` (the outbox file is written under its temporary name),
+        // `sent` (visible to the ERP) or `answered` (`answer`: the ERP's answer, canonical JSON).
+        "CREATE TABLE erp_deliveries (
+            document TEXT PRIMARY KEY,
+            version TEXT NOT NULL DEFAULT '',
+            state TEXT NOT NULL CHECK (state IN ('staged', 'sent', 'answered')),
+            file TEXT,
+            answer TEXT,
+            sent_at TEXT,
+            answered_at TEXT,
+            updated_at TEXT NOT NULL
+        )",
+        // Where reading an ERP's feed stopped (the payments endpoint's cursor).
+        "CREATE TABLE erp_cursors (
+            name TEXT PRIMARY KEY,
+            value TEXT NOT NULL
+        )",
     ],
 };

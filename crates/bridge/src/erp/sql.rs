@@ -215,6 +215,7 @@ impl SqlErp {
                     parse_amount(&what(), col, &s)
                 };
                 Ok(ErpInvoiceLine {
+                    coupa_line_id: None,
                     line_num,
                     description: row.try_get("description").map_err(unavailable(what()))?,
                     quantity: amount("quantity")?,
@@ -387,13 +388,7 @@ impl SqlErp {
                         out.push(self.post(invoice).await);
                     }
                 }
-                Err(ErpError::Unavailable(why)) => {
-                    out.extend(
-                        chunk
-                            .iter()
-                            .map(|_| Err(ErpError::Unavailable(why.clone()))),
-                    );
-                }
+                Err(e) => out.extend(chunk.iter().map(|_| Err(e.clone()))),
             }
         }
         out

@@ -36,6 +36,7 @@ use coupa_api::wire::Invoice;
 use coupa_api::{Client, ContactAlertType, IntegrationRunId, InvoiceId, InvoiceStatus};
 use coupa_doc::Value;
 use futures_util::{FutureExt, StreamExt};
+use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
@@ -69,6 +70,13 @@ pub enum ErpOutcome {
     NothingToCancel,
     Rejected {
         reasons: Vec<String>,
+    },
+    /// Delivered to an ERP that answers later (journal step `sent`): nothing is told to Coupa
+    /// until it has. `alerted` once the wait passed `invoices.answer_deadline_secs`.
+    Awaiting {
+        since: DateTime<Utc>,
+        #[serde(default)]
+        alerted: bool,
     },
 }
 
@@ -105,6 +113,10 @@ impl ErpOutcome {
                 "Success: voided before it reached the ERP; nothing to cancel".to_owned()
             }
             ErpOutcome::Rejected { reasons } => format!("Failure: {}", reasons.join("; ")),
+            ErpOutcome::Awaiting { since, .. } => format!(
+                "Waiting: sent to the ERP at {}, awaiting its answer",
+                since.format("%Y-%m-%d %H:%M UTC")
+            ),
         };
         truncate(&text, CUSTOM_FIELD_MAX)
     }
@@ -133,6 +145,8 @@ pub(crate) struct Entry {
 }
 
 mod step {
+    /// Delivered to an ERP that answers later; asked again each pass until it has.
+    pub const SENT: &str = "sent";
     pub const POSTED: &str = "posted";
     pub const RECORDING: &str = "recording";
     pub const RECORDED: &str = "recorded";
@@ -207,6 +221,7 @@ pub fn to_erp(inv: &Invoice) -> Result<ErpInvoice, Vec<String>> {
         };
         let quantity = l.quantity.unwrap_or(Decimal::ONE);
         lines.push(ErpInvoiceLine {
+            coupa_line_id: l.id.map(|i| i.get()),
             line_num: l.line_num.unwrap_or(i as i64 + 1),
             description: l.description.clone().unwrap_or_default(),
             quantity,
@@ -224,6 +239,7 @@ pub fn to_erp(inv: &Invoice) -> Result<ErpInvoice, Vec<String>> {
             Ok(ErpInvoice {
                 coupa_invoice_id: inv.id.get(),
                 invoice_number,
+                coupa_supplier_id: inv.supplier.as_ref().and_then(|s| s.id.map(|i| i.get())),
                 supplier_number: inv.supplier.as_ref().and_then(|s| s.number.clone()),
                 supplier_name: inv.supplier.as_ref().and_then(|s| s.name.clone()),
                 invoice_date,
@@ -260,6 +276,8 @@ struct Prepared {
 #[derive(Debug)]
 enum Done {
     Exported(ErpOutcome),
+    /// With the ERP, awaiting its answer; `Some(why)` once past the deadline.
+    Awaiting(Option<String>),
     /// Left for the next pass, with why.
     Transient(String),
     /// A record without an id: nothing can be done with it but report it.
@@ -508,8 +526,9 @@ impl InvoiceExport {
         let mut batch: Vec<(usize, ErpInvoice)> = Vec::new();
         for (i, p) in prepared.iter().enumerate() {
             let Ok(inv) = &p.item else { continue };
+            let resumed = resume(p.entry.as_ref(), &status_of(inv));
             if inv.status == Some(InvoiceStatus::Voided)
-                || resume(p.entry.as_ref(), &status_of(inv)).is_some()
+                || resumed.is_some_and(|(stage, _)| stage != step::SENT)
             {
                 continue;
             }
@@ -569,11 +588,14 @@ impl InvoiceExport {
         let status = invoice.as_ref().map(status_of).unwrap_or_default();
         let k = key(id);
         let (stage, mut entry) = match resume(journal.as_ref(), &status) {
-            Some(r) => r,
-            None => {
+            Some((stage, entry)) if stage != step::SENT => (stage, entry),
+            resumed => {
+                // A new cycle, or one whose invoice the ERP has and has not answered for yet:
+                // asking again delivers nothing twice (the ERP is idempotent by Coupa id).
+                let sent = resumed.map(|(_, entry)| entry);
                 // Deliberately broken for the chaos harness's tests: acknowledge first.
                 #[cfg(feature = "sabotage")]
-                if crate::sabotage::ack_before_effect() {
+                if sent.is_none() && crate::sabotage::ack_before_effect() {
                     if let Err(e) = client.invoices().mark_exported(id).await {
                         return transient_or_fatal(e);
                     }
@@ -588,6 +610,9 @@ impl InvoiceExport {
                     Err(why) => return Ok(Done::Transient(why)),
                 };
                 failpoint::hit("erp-done");
+                if let ErpOutcome::Awaiting { .. } = erp {
+                    return self.awaiting(run, &k, status, erp, sent).await;
+                }
                 let entry = Entry {
                     status: status.clone(),
                     erp,
@@ -622,6 +647,54 @@ impl InvoiceExport {
         Ok(Done::Exported(entry.erp))
     }
 
+    /// Journals an invoice the ERP has not answered for (step `sent`, kept from the first
+    /// delivery so the wait is counted from then), and says whether the wait is past the
+    /// deadline. The journal is written the first time and when the deadline passes.
+    async fn awaiting(
+        &self,
+        run: i64,
+        k: &str,
+        status: String,
+        outcome: ErpOutcome,
+        sent: Option<Entry>,
+    ) -> Result<Done, FlowError> {
+        let first = sent.is_none();
+        let mut entry = sent.unwrap_or(Entry {
+            status,
+            erp: outcome,
+            before: Vec::new(),
+            record: None,
+        });
+        let deadline = chrono::Duration::seconds(
+            i64::try_from(self.settings.answer_deadline_secs).unwrap_or(i64::MAX / 1_000),
+        );
+        let mut overdue = None;
+        let mut changed = first;
+        if let ErpOutcome::Awaiting { since, alerted } = &mut entry.erp {
+            let waited = Utc::now() - *since;
+            if waited > deadline {
+                overdue = Some(format!(
+                    "sent to the ERP at {}, no answer after {} s (invoices.answer_deadline_secs \
+                     = {})",
+                    since.format("%Y-%m-%d %H:%M:%S UTC"),
+                    waited.num_seconds(),
+                    self.settings.answer_deadline_secs
+                ));
+                changed |= !*alerted;
+                *alerted = true;
+            }
+        }
+        if changed {
+            self.store
+                .journal_put(FLOW, k, step::SENT, &json(&entry), Some(run))
+                .await?;
+        }
+        if first {
+            failpoint::hit("sent");
+        }
+        Ok(Done::Awaiting(overdue))
+    }
+
     /// Posts or cancels in the ERP. `Err` is an outage: try again next pass.
     async fn erp_step(
         &self,
@@ -643,6 +716,7 @@ impl InvoiceExport {
                     Ok(ErpOutcome::Cancelled { document_number })
                 }
                 Ok(CancelOutcome::NotPosted) => Ok(ErpOutcome::NothingToCancel),
+                Ok(CancelOutcome::Pending) => Ok(awaiting_now()),
                 Err(e) => Err(e.to_string()),
             };
         }
@@ -789,7 +863,15 @@ fn post_outcome(answer: Result<PostOutcome, crate::erp::ErpError>) -> Result<Erp
             already_posted,
         }),
         Ok(PostOutcome::Rejected { reasons }) => Ok(ErpOutcome::Rejected { reasons }),
+        Ok(PostOutcome::Pending) => Ok(awaiting_now()),
         Err(e) => Err(e.to_string()),
+    }
+}
+
+fn awaiting_now() -> ErpOutcome {
+    ErpOutcome::Awaiting {
+        since: Utc::now(),
+        alerted: false,
     }
 }
 
@@ -809,6 +891,14 @@ fn count(report: &mut PassReport, id: Option<i64>, done: Done) {
                     report.cancelled += 1;
                 }
                 ErpOutcome::Posted { .. } => report.posted += 1,
+                // Never exported while awaiting (`one` returns `Done::Awaiting`).
+                ErpOutcome::Awaiting { .. } => {}
+            }
+        }
+        Done::Awaiting(overdue) => {
+            report.awaiting += 1;
+            if let Some(why) = overdue {
+                report.overdue.push((id.unwrap_or_default(), why));
             }
         }
         Done::Transient(why) => report.transient.push((id.unwrap_or_default(), why)),

@@ -172,6 +172,11 @@ pub struct PassReport {
     pub rejected: Vec<(i64, String)>,
     /// Left for the next pass: (document id, why).
     pub transient: Vec<(i64, String)>,
+    /// Delivered to an ERP that answers later and not answered for yet (a normal state).
+    pub awaiting: u64,
+    /// Of those, the ones waiting longer than `invoices.answer_deadline_mins`: (document id,
+    /// since when).
+    pub overdue: Vec<(i64, String)>,
     /// Records Coupa sent that could not be read and carried no id.
     pub unreadable: Vec<String>,
     /// The pass ended early because a stop was requested (shutdown): documents not started
@@ -193,7 +198,10 @@ impl PassReport {
 
     /// Every listed document reached a final state (design.md: exit 0, else 1).
     pub fn complete(&self) -> bool {
-        self.transient.is_empty() && self.unreadable.is_empty() && !self.stopped
+        self.transient.is_empty()
+            && self.unreadable.is_empty()
+            && self.overdue.is_empty()
+            && !self.stopped
     }
 
     /// Documents that ended well: handled, with nothing for a person to fix and nothing left

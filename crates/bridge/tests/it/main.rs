@@ -9,6 +9,8 @@ mod dashboard;
 mod doctor;
 mod dry_run;
 mod erp;
+mod erp_files;
+mod erp_http;
 mod init_cmd;
 mod invoice_export;
 mod log_cmd;

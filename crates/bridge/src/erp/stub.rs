@@ -1,0 +1,1 @@
+//! The reference ERP behind HTTP. SKELETON: being written.

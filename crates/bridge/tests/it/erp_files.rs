@@ -1,0 +1,1 @@
+//! The `files` ERP adapter end to end (being written).

@@ -1,0 +1,1 @@
+//! The `http` ERP adapter end to end (being written).
