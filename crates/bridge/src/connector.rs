@@ -10,6 +10,7 @@ use coupa_api::observe::Observer;
 
 use crate::config::Config;
 use crate::erp::sql::SqlErp;
+use crate::erp::{Erp, Opened};
 use crate::flows::invoice_export::InvoiceExport;
 use crate::flows::pay_export::PayExport;
 use crate::flows::payment_push::PaymentPush;
@@ -23,7 +24,11 @@ use crate::telemetry::Metrics;
 pub struct Connector {
     pub config: Arc<Config>,
     pub store: Store,
-    pub erp: Arc<SqlErp>,
+    /// The adapter `erp.kind` names: what the flows post to and read from.
+    pub erp: Arc<dyn Erp>,
+    /// Where payments from the ERP wait for Coupa (for `sql`, the ERP itself): the push
+    /// endpoint, the dashboard and "retry" work on it.
+    pub ledger: Arc<SqlErp>,
     /// Reports each attempt to the call log and to [`Connector::metrics`].
     pub client: Client,
     pub metrics: Arc<Metrics>,
@@ -32,23 +37,39 @@ pub struct Connector {
 }
 
 impl Connector {
-    /// Opens the state store and the ERP (migrating both) and builds the Coupa client.
+    /// Opens the state store and the ERP adapter (migrating both) and builds the Coupa client.
     pub async fn open(config: Config) -> anyhow::Result<Connector> {
         let store = Store::connect(&config.state.url)
             .await
             .context("cannot open the state store")?;
-        let erp = SqlErp::connect(&config.erp.url)
+        let erp = crate::erp::open(&config)
             .await
             .context("cannot open the ERP")?;
-        Connector::with(config, store, erp, config_client)
+        Connector::with_erp(config, store, erp, config_client)
     }
 
-    /// Like [`Connector::open`] with an existing store and ERP, and the client's settings from
-    /// `client_config` (the demo turns the rate governor off for its unthrottled simulator).
+    /// Like [`Connector::open`] with an existing store and the reference ERP, and the client's
+    /// settings from `client_config` (the demo turns the rate governor off for its unthrottled
+    /// simulator).
     pub fn with(
         config: Config,
         store: Store,
         erp: SqlErp,
+        client_config: impl FnOnce(&Config) -> coupa_api::ClientConfig,
+    ) -> anyhow::Result<Connector> {
+        let ledger = Arc::new(erp);
+        let erp = Opened {
+            erp: ledger.clone(),
+            ledger,
+        };
+        Connector::with_erp(config, store, erp, client_config)
+    }
+
+    /// Like [`Connector::with`] with any ERP adapter.
+    pub fn with_erp(
+        config: Config,
+        store: Store,
+        erp: Opened,
         client_config: impl FnOnce(&Config) -> coupa_api::ClientConfig,
     ) -> anyhow::Result<Connector> {
         let (call_log, call_log_task) = CallLog::spawn(store.clone());
@@ -62,7 +83,8 @@ impl Connector {
         Ok(Connector {
             config: Arc::new(config),
             store,
-            erp: Arc::new(erp),
+            erp: erp.erp,
+            ledger: erp.ledger,
             client,
             metrics,
             notifier,

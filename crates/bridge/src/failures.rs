@@ -109,7 +109,7 @@ impl Connector {
             });
         }
 
-        let failed = self.erp.payments_with_status("failed", limit).await?;
+        let failed = self.ledger.payments_with_status("failed", limit).await?;
         for p in failed {
             out.push(Failure {
                 flow: FlowName::Payments,
@@ -180,7 +180,7 @@ impl Connector {
                     .with_context(|| {
                         format!("'{key}' is not an ERP payment key (erp-payment:<payment_ref>)")
                     })?;
-                if !self.erp.retry_payment(payment_ref).await? {
+                if !self.ledger.retry_payment(payment_ref).await? {
                     bail!("ERP payment {payment_ref} is not failed");
                 }
                 Ok(format!(

@@ -197,6 +197,15 @@ fn print_report(r: &PassReport) {
     for (id, why) in &r.rejected {
         println!("  {rejected} {id}: {why}");
     }
+    if r.awaiting > 0 {
+        println!(
+            "  {} awaiting the ERP's answer (acknowledged in Coupa when it comes)",
+            r.awaiting
+        );
+    }
+    for (id, why) in &r.overdue {
+        println!("  answer overdue {id}: {why}");
+    }
     for (id, why) in &r.transient {
         println!("  retry later {id}: {why}");
     }

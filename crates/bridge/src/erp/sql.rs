@@ -937,6 +937,7 @@ mod tests {
     fn invoice(id: i64, supplier: Option<&str>, date: (i32, u32, u32)) -> ErpInvoice {
         ErpInvoice {
             coupa_invoice_id: id,
+            coupa_supplier_id: None,
             invoice_number: format!("INV-{id}"),
             supplier_number: supplier.map(str::to_owned),
             supplier_name: None,
@@ -944,6 +945,7 @@ mod tests {
             currency: "USD".into(),
             total: Decimal::new(118_716, 2),
             lines: vec![ErpInvoiceLine {
+                coupa_line_id: None,
                 line_num: 1,
                 description: "Paper".into(),
                 quantity: Decimal::new(2, 0),
@@ -1037,6 +1039,7 @@ mod tests {
         }
         let mut trimmed = invoice(7, Some(" SUP-1 "), (2025, 8, 3));
         trimmed.lines.push(ErpInvoiceLine {
+            coupa_line_id: None,
             line_num: 2,
             description: "Toner".into(),
             quantity: Decimal::ONE,

@@ -27,6 +27,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
 use coupa_api::client::{NewIntegration, NewMonitoringRecord};
 use coupa_api::observe::CallContext;
 use coupa_api::paging::Pager;
@@ -36,7 +37,6 @@ use coupa_api::wire::Invoice;
 use coupa_api::{Client, ContactAlertType, IntegrationRunId, InvoiceId, InvoiceStatus};
 use coupa_doc::Value;
 use futures_util::{FutureExt, StreamExt};
-use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 

@@ -177,7 +177,8 @@ pub struct PassReport {
     /// Of those, the ones waiting longer than `invoices.answer_deadline_mins`: (document id,
     /// since when).
     pub overdue: Vec<(i64, String)>,
-    /// Records Coupa sent that could not be read and carried no id.
+    /// Records that could not be read and carried no id: from Coupa, or payments the ERP sent
+    /// (each naming its file and row, or page and item).
     pub unreadable: Vec<String>,
     /// The pass ended early because a stop was requested (shutdown): documents not started
     /// are left, untouched, for the next pass.

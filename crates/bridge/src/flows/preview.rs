@@ -134,7 +134,12 @@ pub async fn flow(
         return Err(FlowError::Disabled(flow));
     }
     match flow {
-        FlowName::Invoices => invoices(client, erp, store, &config.invoices).await,
+        FlowName::Invoices => {
+            // Only the reference ERP can be asked what it would do without sending it the
+            // invoice; an external one is not asked at all.
+            let reference = (config.erp.kind == crate::config::ErpKind::Sql).then_some(erp);
+            invoices(client, erp, reference, store, &config.invoices).await
+        }
         FlowName::Payments => payments(client, erp.clone(), store, &config.payments).await,
         FlowName::PayPayments => {
             pay_payments(client, erp.clone(), store, &config.pay_payments).await
@@ -151,10 +156,11 @@ async fn integration_note(client: &Client, code: &str) -> Result<Option<String>,
 }
 
 /// The invoice export: the eligible invoices as the pass lists them, each decided from the
-/// journal, `to_erp` and the ERP's own record of it.
+/// journal, `to_erp` and, for the reference ERP (`reference`), the ERP's own record of it.
 pub async fn invoices(
     client: &Client,
     erp: &Arc<SqlErp>,
+    reference: Option<&Arc<SqlErp>>,
     store: &Store,
     settings: &invoice_export::Settings,
 ) -> Result<Preview, FlowError> {
@@ -220,7 +226,9 @@ pub async fn invoices(
             let entry = journal.get(&invoice_export::key(id));
             if let Some((stage, resumed)) = invoice_export::resume(entry, &status) {
                 let answer = resumed.erp.status_text();
-                let line = if stage == "recorded" {
+                let line = if stage == "sent" {
+                    format!("{head}: {answer}: would look for the answer (nothing is sent twice)")
+                } else if stage == "recorded" {
                     recorded += 1;
                     format!(
                         "{head}: would resume: recorded in Coupa already ({answer}), would mark \
@@ -236,6 +244,33 @@ pub async fn invoices(
                 out.add(RESUME, line);
                 continue;
             }
+            let Some(erp) = reference else {
+                let (bucket, what) = match (
+                    inv.status == Some(InvoiceStatus::Voided),
+                    invoice_export::to_erp(&inv),
+                ) {
+                    (true, _) => (
+                        CANCEL,
+                        "would send its cancellation to the ERP (voided)".to_owned(),
+                    ),
+                    (false, Ok(e)) => (
+                        POST,
+                        format!(
+                            "would deliver to the ERP ({} {}, {} line{}); the ERP decides",
+                            e.total,
+                            e.currency,
+                            e.lines.len(),
+                            if e.lines.len() == 1 { "" } else { "s" }
+                        ),
+                    ),
+                    (false, Err(reasons)) => (
+                        REJECT,
+                        format!("would reject in Coupa: {}", reasons.join("; ")),
+                    ),
+                };
+                out.add(bucket, format!("{head}: {what}"));
+                continue;
+            };
             if inv.status == Some(InvoiceStatus::Voided) {
                 let held = erp.invoice(id.get()).await?;
                 let what = match held {

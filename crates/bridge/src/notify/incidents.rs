@@ -10,15 +10,23 @@ pub enum IncidentKind {
     PassFailed,
     /// The pass left documents for a later pass (an ERP outage, Coupa refusing one write).
     DocumentsWaiting,
+    /// Invoices delivered to an ERP that answers later have waited past
+    /// `invoices.answer_deadline_secs` for its answer.
+    AnswersOverdue,
 }
 
 impl IncidentKind {
-    pub const ALL: [IncidentKind; 2] = [IncidentKind::PassFailed, IncidentKind::DocumentsWaiting];
+    pub const ALL: [IncidentKind; 3] = [
+        IncidentKind::PassFailed,
+        IncidentKind::DocumentsWaiting,
+        IncidentKind::AnswersOverdue,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             IncidentKind::PassFailed => "pass-failed",
             IncidentKind::DocumentsWaiting => "documents-waiting",
+            IncidentKind::AnswersOverdue => "answers-overdue",
         }
     }
 
@@ -83,6 +91,21 @@ pub fn assess(result: &Result<PassReport, FlowError>) -> Assessment {
                 headline: format!(
                     "{n} {} waiting for the next pass",
                     if n == 1 { "document" } else { "documents" }
+                ),
+            });
+        }
+    }
+    match report.overdue.first() {
+        None => out.cleared.push(IncidentKind::AnswersOverdue),
+        Some((id, since)) => {
+            let n = report.overdue.len();
+            out.problems.push(Problem {
+                kind: IncidentKind::AnswersOverdue,
+                count: n as u64,
+                detail: format!("invoice {id}: {since}"),
+                headline: format!(
+                    "{n} {} waiting for the ERP's answer past the deadline",
+                    if n == 1 { "invoice" } else { "invoices" }
                 ),
             });
         }
@@ -191,5 +214,23 @@ mod tests {
             Some(IncidentKind::DocumentsWaiting)
         );
         assert_eq!(IncidentKind::parse("other"), None);
+    }
+
+    #[test]
+    fn an_overdue_answer_opens_its_incident_and_a_pass_without_clears_it() {
+        let mut r = report();
+        r.awaiting = 3;
+        r.overdue = vec![(41, "sent to the ERP at 2026-11-21 06:30:00 UTC".into())];
+        let a = assess(&Ok(r.clone()));
+        assert_eq!(a.problems.len(), 1, "{a:?}");
+        assert_eq!(a.problems[0].kind, IncidentKind::AnswersOverdue);
+        assert_eq!(a.problems[0].count, 1);
+        assert!(a.problems[0].detail.contains("invoice 41"), "{a:?}");
+        assert!(!a.cleared.contains(&IncidentKind::AnswersOverdue));
+        // Awaiting within the deadline is a normal state: nothing to report, and it clears.
+        r.overdue.clear();
+        let a = assess(&Ok(r));
+        assert!(a.problems.is_empty(), "{a:?}");
+        assert!(a.cleared.contains(&IncidentKind::AnswersOverdue));
     }
 }

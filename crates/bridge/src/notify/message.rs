@@ -120,6 +120,11 @@ impl Context<'_> {
                 "documents are left for a later pass \
                  (they are retried on each pass; nothing is lost)"
             }
+            Some(IncidentKind::AnswersOverdue) => {
+                "invoices delivered to the ERP have had no answer by the deadline (they stay \
+                 unexported in Coupa and are acknowledged when the answer comes; check the \
+                 ERP's import job and its result files)"
+            }
             _ => "the pass failed and stopped early; it is tried again on schedule",
         };
         let facts = vec![
@@ -152,6 +157,9 @@ impl Context<'_> {
         let lasted = human_duration(self.now - incident.opened_at);
         let what = match kind {
             Some(IncidentKind::DocumentsWaiting) => "documents still waiting".to_owned(),
+            Some(IncidentKind::AnswersOverdue) => {
+                "invoices still waiting for the ERP's answer".to_owned()
+            }
             _ => format!("still failing: {headline}"),
         };
         let facts = vec![
@@ -186,6 +194,9 @@ impl Context<'_> {
         let what = match kind {
             Some(IncidentKind::DocumentsWaiting) => {
                 format!("recovered: no documents waiting any more, after {lasted}")
+            }
+            Some(IncidentKind::AnswersOverdue) => {
+                format!("recovered: the ERP has answered for every overdue invoice, after {lasted}")
             }
             _ => format!("recovered: passes succeed again, after {lasted}"),
         };
@@ -278,6 +289,10 @@ fn counted(kind: Option<IncidentKind>, n: u64) -> String {
         Some(IncidentKind::DocumentsWaiting) => format!(
             "{n} {} left for a later pass",
             if plural { "documents" } else { "document" }
+        ),
+        Some(IncidentKind::AnswersOverdue) => format!(
+            "{n} overdue {} counted over the passes",
+            if plural { "answers" } else { "answer" }
         ),
         _ => format!("{n} failed {}", if plural { "passes" } else { "pass" }),
     }

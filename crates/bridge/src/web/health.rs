@@ -35,7 +35,7 @@ async fn readyz(State(state): State<WebState>) -> impl IntoResponse {
     let connector = &state.connector;
     let (store, erp) = tokio::join!(
         probe("state store", connector.store.db()),
-        probe("ERP", connector.erp.db())
+        probe("ERP", connector.ledger.db())
     );
     let line =
         |name: &str, ok: bool| format!("{name}: {}\n", if ok { "ok" } else { "unavailable" });

@@ -169,7 +169,7 @@ async fn push(
     }
 
     let payments: Vec<NewErpPayment> = good.iter().map(|(_, p)| p.clone()).collect();
-    let accepted = match state.connector.erp.accept_payments(&payments).await {
+    let accepted = match state.connector.ledger.accept_payments(&payments).await {
         Ok(accepted) => accepted,
         Err(e) => {
             tracing::warn!(payments = payments.len(), error = %e, "ERP push: not recorded");

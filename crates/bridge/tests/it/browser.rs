@@ -506,7 +506,7 @@ async fn the_dashboard_works_in_a_real_browser() {
 
     // ERP payments: the counts and the failed ones first.
     browser.goto(&format!("{base}/payments")).await;
-    let (pending, synced, erp_failed) = connector.erp.payment_counts().await.expect("counts");
+    let (pending, synced, erp_failed) = connector.ledger.payment_counts().await.expect("counts");
     let counts = browser.text("#payment-counts").await;
     assert!(has_figure(&counts, erp_failed, "failed"), "{counts}");
     assert!(has_figure(&counts, pending, "pending"), "{counts}");

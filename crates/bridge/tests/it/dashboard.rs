@@ -124,7 +124,7 @@ async fn world() -> World {
     .expect("simulator");
     let config = config(&sim, dir.path());
     let passes = connector(config.clone()).await;
-    seed_erp_from_sim(&passes.erp, &sim)
+    seed_erp_from_sim(&passes.ledger, &sim)
         .await
         .expect("erp master data");
     let stop = Stop::never();
@@ -132,7 +132,7 @@ async fn world() -> World {
         .pass(FlowName::Invoices, &stop)
         .await
         .expect("invoice pass");
-    let booked = passes.erp.invoices().await.expect("erp invoices");
+    let booked = passes.ledger.invoices().await.expect("erp invoices");
     let mut batch = erp_payments_for(&booked, "API");
     let first = booked.first().expect("an invoice was booked");
     batch.push(NewErpPayment {
@@ -146,7 +146,11 @@ async fn world() -> World {
         check_number: None,
         paid_in_full: false,
     });
-    passes.erp.record_payments(&batch).await.expect("payments");
+    passes
+        .ledger
+        .record_payments(&batch)
+        .await
+        .expect("payments");
     let payments = passes
         .pass(FlowName::Payments, &stop)
         .await
@@ -258,7 +262,7 @@ async fn pages_show_what_the_passes_did() {
     let (pending, synced, erp_failed) = w
         .served
         .connector
-        .erp
+        .ledger
         .payment_counts()
         .await
         .expect("counts");
@@ -544,7 +548,7 @@ async fn retry_needs_the_token_and_is_acted_on() {
     let evil = w
         .served
         .connector
-        .erp
+        .ledger
         .payments()
         .await
         .expect("payments")

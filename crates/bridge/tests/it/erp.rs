@@ -29,6 +29,7 @@ fn date(s: &str) -> NaiveDate {
 fn invoice(id: i64, supplier: &str, invoice_date: &str) -> ErpInvoice {
     ErpInvoice {
         coupa_invoice_id: id,
+        coupa_supplier_id: None,
         invoice_number: format!("INV-{id}"),
         supplier_number: Some(supplier.into()),
         supplier_name: Some("Acme Office Supply".into()),
@@ -37,6 +38,7 @@ fn invoice(id: i64, supplier: &str, invoice_date: &str) -> ErpInvoice {
         total: dec("1187.16"),
         lines: vec![
             ErpInvoiceLine {
+                coupa_line_id: None,
                 line_num: 1,
                 description: "Copy paper, A4, 80 g".into(),
                 quantity: dec("12"),
@@ -45,6 +47,7 @@ fn invoice(id: i64, supplier: &str, invoice_date: &str) -> ErpInvoice {
                 account_code: Some("6100-OFFICE".into()),
             },
             ErpInvoiceLine {
+                coupa_line_id: None,
                 line_num: 2,
                 description: "Toner 'XL' — black".into(),
                 quantity: dec("3.5"),

@@ -216,7 +216,7 @@ async fn readiness_follows_the_databases() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body, "state store: ok\nERP: ok\n");
 
-    app.connector.erp.db().close().await;
+    app.connector.ledger.db().close().await;
     let (status, body) = text(app.get("/readyz").send().await.expect("readyz")).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(body, "state store: ok\nERP: unavailable\n");
@@ -624,7 +624,7 @@ fn errors(answer: &Value, index: usize) -> Vec<String> {
 }
 
 async fn rows(app: &App) -> Vec<ErpPaymentRecord> {
-    app.connector.erp.payments().await.expect("erp rows")
+    app.connector.ledger.payments().await.expect("erp rows")
 }
 
 #[tokio::test]
@@ -632,7 +632,7 @@ async fn the_push_endpoint_records_good_rows_and_names_every_bad_one() {
     let app = spawn_app(Some(TOKEN), small_sim()).await;
     let before = app
         .connector
-        .erp
+        .ledger
         .record_payments(&[
             new_payment("OLD-1", Decimal::new(5000, 2)),
             new_payment("OLD-2", Decimal::new(5000, 2)),

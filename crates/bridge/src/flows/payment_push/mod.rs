@@ -189,10 +189,28 @@ impl PaymentPush {
             .store
             .journal_at_steps(FLOW, &files::step::OPEN)
             .await?;
+        // Payments the ERP made since the last pass, into the ledger first (an HTTP feed,
+        // payment files). An ERP that cannot be read holds nothing back: what the ledger holds
+        // is still pushed, and the problem is reported as documents waiting.
+        let (refused, unreachable) = match self.erp.receive_payments().await {
+            Ok(received) => (received.refused, None),
+            Err(e) => (
+                Vec::new(),
+                Some(format!("reading the ERP's new payments: {e}")),
+            ),
+        };
         if open.is_empty() && self.erp.pending_payments(0, 1).await?.is_empty() {
-            return Ok(PassReport::new(FLOW, 0));
+            let mut report = PassReport::new(FLOW, 0);
+            report.unreadable = refused;
+            report.transient.extend(unreachable.map(|why| (0, why)));
+            return Ok(report);
         }
         let mut bookkeeping = crate::flows::Pass::begin(&self.store, &self.client, FLOW).await?;
+        bookkeeping.report.unreadable = refused;
+        bookkeeping
+            .report
+            .transient
+            .extend(unreachable.map(|why| (0, why)));
         let run = bookkeeping.run();
         let client = bookkeeping.client.clone();
         let mut pass = Pass {

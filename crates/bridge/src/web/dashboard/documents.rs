@@ -80,7 +80,7 @@ pub async fn page(
         .await?;
     let erp_payment = match key.strip_prefix(ERP_PAYMENT) {
         Some(payment_ref) if flow_name == FlowName::Payments => connector
-            .erp
+            .ledger
             .payments()
             .await?
             .into_iter()

@@ -140,7 +140,7 @@ pub async fn page(State(state): State<WebState>) -> PageResult {
         })
         .collect();
     let failures = connector.failures(FAILURES_COUNTED).await?.len();
-    let (erp_pending, erp_synced, erp_failed) = connector.erp.payment_counts().await?;
+    let (erp_pending, erp_synced, erp_failed) = connector.ledger.payment_counts().await?;
     let running: Vec<RunRow> = store
         .unfinished_runs(UNFINISHED_SHOWN)
         .await?

@@ -35,7 +35,7 @@ struct PaymentRow {
 const ROWS: usize = 500;
 
 pub async fn page(State(state): State<WebState>) -> PageResult {
-    let erp = &state.connector.erp;
+    let erp = &state.connector.ledger;
     let (pending, synced, failed) = erp.payment_counts().await?;
     // Failed first (they need a person), the latest first; then pending, oldest first.
     let mut open: Vec<ErpPaymentRecord> = erp.payments_with_status("failed", ROWS).await?;
