@@ -83,13 +83,7 @@ pub(crate) const KEYS: &[Key] = &[
     key("erp.http.hmac_secret", Kind::Secret),
     key("erp.http.hmac_header", Kind::Str),
     key("erp.http.idempotency_header", Kind::Str),
-    key(
-        "erp.http.timeout_secs",
-        Kind::Int {
-            min: 1,
-            max: 3_600,
-        },
-    ),
+    key("erp.http.timeout_secs", Kind::Int { min: 1, max: 3_600 }),
     key("erp.files.outbox", Kind::Str),
     key("erp.files.inbox", Kind::Str),
     key("erp.files.payments_inbox", Kind::Str),

@@ -517,7 +517,11 @@ fn erp(problem: &mut impl FnMut(&'static str, String), config: &Config) {
                 ),
                 _ => {}
             }
-            not_empty(problem, "erp.http.idempotency_header", &h.idempotency_header);
+            not_empty(
+                problem,
+                "erp.http.idempotency_header",
+                &h.idempotency_header,
+            );
             if let Some(m) = &mapping {
                 for (doc, what) in [
                     (Outbound::Invoice, "[invoice]"),
@@ -552,10 +556,7 @@ fn erp(problem: &mut impl FnMut(&'static str, String), config: &Config) {
                 ),
             ] {
                 if value.as_deref().is_none_or(|v| v.trim().is_empty()) {
-                    problem(
-                        key,
-                        format!("required when erp.kind = \"files\": {why}"),
-                    );
+                    problem(key, format!("required when erp.kind = \"files\": {why}"));
                 }
             }
             if remote {

@@ -13,8 +13,8 @@ use chrono::{DateTime, Utc};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::sql::{SqlErp, unavailable};
 use super::ErpError;
+use super::sql::{SqlErp, unavailable};
 use crate::db;
 
 /// Where a delivery stands.
@@ -218,7 +218,9 @@ mod tests {
     use super::*;
 
     async fn ledger() -> SqlErp {
-        SqlErp::connect("sqlite::memory:").await.expect("in-memory ledger")
+        SqlErp::connect("sqlite::memory:")
+            .await
+            .expect("in-memory ledger")
     }
 
     #[tokio::test]
@@ -266,6 +268,9 @@ mod tests {
         assert_eq!(l.cursor("payments").await.expect("read"), None);
         l.set_cursor("payments", "10").await.expect("save");
         l.set_cursor("payments", "20").await.expect("save");
-        assert_eq!(l.cursor("payments").await.expect("read").as_deref(), Some("20"));
+        assert_eq!(
+            l.cursor("payments").await.expect("read").as_deref(),
+            Some("20")
+        );
     }
 }

@@ -394,9 +394,9 @@ pub async fn with_ledger(config: &Config, ledger: Arc<SqlErp>) -> Result<Opened,
             mapping,
             ledger.clone(),
         )?),
-        ErpKind::Files => Arc::new(
-            files::FileErp::connect(&config.erp.files, mapping, ledger.clone()).await?,
-        ),
+        ErpKind::Files => {
+            Arc::new(files::FileErp::connect(&config.erp.files, mapping, ledger.clone()).await?)
+        }
     };
     Ok(Opened { erp, ledger })
 }
