@@ -647,3 +647,159 @@ async fn a_stopped_pass_finishes_the_invoices_in_hand_and_leaves_the_rest() {
         "posted once each"
     );
 }
+
+/// An ERP that answers later, as a file drop does: it takes each invoice (counting the
+/// deliveries) and answers "pending" until `answer` is set; then it answers with the reference
+/// ERP's own answer.
+struct LaterErp {
+    erp: SqlErp,
+    answer: std::sync::atomic::AtomicBool,
+    /// Invoice id -> how often it was handed over while no answer was due.
+    asked: std::sync::Mutex<BTreeMap<i64, usize>>,
+}
+
+impl LaterErp {
+    fn note(&self, id: i64) -> bool {
+        let mut asked = self.asked.lock().expect("lock");
+        *asked.entry(id).or_default() += 1;
+        !self.answer.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl Erp for LaterErp {
+    fn post_invoice<'a>(
+        &'a self,
+        invoice: &'a ErpInvoice,
+    ) -> BoxFuture<'a, Result<PostOutcome, ErpError>> {
+        Box::pin(async move {
+            if self.note(invoice.coupa_invoice_id) {
+                return Ok(PostOutcome::Pending);
+            }
+            self.erp.post_invoice(invoice).await
+        })
+    }
+
+    fn cancel_invoice<'a>(&'a self, id: i64) -> BoxFuture<'a, Result<CancelOutcome, ErpError>> {
+        Box::pin(async move {
+            if self.note(id) {
+                return Ok(CancelOutcome::Pending);
+            }
+            self.erp.cancel_invoice(id).await
+        })
+    }
+
+    fn pending_payments(
+        &self,
+        after: i64,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<Vec<Result<ErpPayment, MalformedPayment>>, ErpError>> {
+        self.erp.pending_payments(after, limit)
+    }
+
+    fn settle_payments<'a>(
+        &'a self,
+        outcomes: &'a [(i64, PaymentSync)],
+    ) -> BoxFuture<'a, Result<(), ErpError>> {
+        self.erp.settle_payments(outcomes)
+    }
+
+    fn book_pay_payment<'a>(
+        &'a self,
+        p: &'a ErpPayPayment,
+    ) -> BoxFuture<'a, Result<PayBooking, ErpError>> {
+        self.erp.book_pay_payment(p)
+    }
+
+    fn pay_problems<'a>(
+        &'a self,
+        ids: &'a [i64],
+    ) -> BoxFuture<'a, Result<std::collections::HashMap<i64, Vec<String>>, ErpError>> {
+        self.erp.pay_problems(ids)
+    }
+}
+
+#[tokio::test]
+async fn an_erp_that_answers_later_is_acknowledged_only_when_it_has_and_alerted_when_late() {
+    let h = harness(Format::Json, 30).await;
+    let before = h.eligible();
+    let later = Arc::new(LaterErp {
+        erp: h.erp.clone(),
+        answer: false.into(),
+        asked: Default::default(),
+    });
+    let flow = |deadline_secs: u64| {
+        InvoiceExport::new(
+            h.client.clone(),
+            later.clone(),
+            h.store.clone(),
+            Settings {
+                monitoring: Monitoring::History,
+                answer_deadline_secs: deadline_secs,
+                ..Settings::default()
+            },
+        )
+    };
+
+    // Delivered, not answered: nothing is told to Coupa, nothing is acknowledged.
+    let first = flow(3600).run().await.expect("first pass");
+    assert_eq!(first.awaiting as usize, before.len(), "{first:?}");
+    assert_eq!((first.exported, first.posted), (0, 0));
+    assert!(first.overdue.is_empty());
+    assert!(first.complete(), "awaiting within the deadline is normal");
+    let journal = h
+        .store
+        .journal_get_many(
+            "invoices",
+            &before
+                .keys()
+                .map(|id| format!("invoice:{id}"))
+                .collect::<Vec<_>>(),
+        )
+        .await
+        .expect("journal");
+    assert_eq!(journal.len(), before.len());
+    assert!(journal.values().all(|j| j.step == "sent"), "{journal:?}");
+    for id in before.keys() {
+        assert_eq!(
+            h.invoice(*id).get("exported").and_then(Value::as_bool),
+            Some(false)
+        );
+        assert!(h.records(false, *id).is_empty(), "no record for {id} yet");
+    }
+
+    // Still no answer, and past a 0 s deadline: overdue, reported, still not acknowledged.
+    let late = flow(0).run().await.expect("second pass");
+    assert_eq!(late.awaiting as usize, before.len());
+    assert_eq!(late.overdue.len(), before.len(), "{late:?}");
+    assert!(
+        late.overdue[0].1.contains("no answer"),
+        "{:?}",
+        late.overdue
+    );
+    assert!(!late.complete());
+    assert_eq!(late.exported, 0);
+
+    // The answers come: each invoice is posted once, recorded once, acknowledged.
+    later
+        .answer
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let answered = flow(3600).run().await.expect("third pass");
+    assert!(answered.complete(), "{answered:?}");
+    assert_eq!(answered.awaiting, 0);
+    assert_eq!(answered.exported as usize, before.len());
+    for id in before.keys() {
+        assert_eq!(
+            h.invoice(*id).get("exported").and_then(Value::as_bool),
+            Some(true),
+            "invoice {id} acknowledged"
+        );
+        assert_eq!(h.records(false, *id).len(), 1, "one record for {id}");
+        // Asked on each of the three passes, answered on the third.
+        assert_eq!(later.asked.lock().expect("lock")[id], 3, "invoice {id}");
+    }
+    let rows = h.erp.invoices().await.expect("erp rows");
+    let ids: BTreeSet<i64> = rows.iter().map(|r| r.coupa_invoice_id).collect();
+    assert_eq!(ids.len(), rows.len(), "each invoice in the ERP once");
+    let last = flow(3600).run().await.expect("fourth pass");
+    assert_eq!((last.listed, last.awaiting), (0, 0));
+}
