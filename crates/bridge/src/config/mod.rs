@@ -352,8 +352,37 @@ pub struct FilesErpConfig {
     /// are in the ledger); without it payments are pushed to the daemon's endpoint.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub payments_inbox: Option<String>,
-    /// The ERP's SFTP server, when the folders are remote.
+    /// The ERP's SFTP server, when the folders are remote: the server keys of
+    /// `[payments.sftp]`; its folder and loader timeout are not keys here (the schema refuses
+    /// them, and they are not printed).
+    #[serde(serialize_with = "serialize_sftp_server")]
     pub sftp: SftpConfig,
+}
+
+/// An [`SftpConfig`] as a server only: without the payment loader's folder and timeout.
+fn serialize_sftp_server<S: serde::Serializer>(
+    sftp: &SftpConfig,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    let mut map = serializer.serialize_map(None)?;
+    if let Some(host) = &sftp.host {
+        map.serialize_entry("host", host)?;
+    }
+    map.serialize_entry("port", &sftp.port)?;
+    if let Some(username) = &sftp.username {
+        map.serialize_entry("username", username)?;
+    }
+    if sftp.password.is_some() {
+        map.serialize_entry("password", REDACTED)?;
+    }
+    if let Some(path) = &sftp.private_key_path {
+        map.serialize_entry("private_key_path", path)?;
+    }
+    if let Some(key) = &sftp.host_key {
+        map.serialize_entry("host_key", key)?;
+    }
+    map.end()
 }
 
 impl Default for FilesErpConfig {

@@ -572,7 +572,7 @@ transport = "csv"
     let expected_starts = [
         "coupa-bridge.toml:4: unknown field `clinet_id`",
         "coupa-bridge.toml:5: coupa.burst: expected an integer from 1",
-        "COUPA_BRIDGE__ERP__KIND: erp.kind: expected \"sql\", found \"sap\"",
+        "COUPA_BRIDGE__ERP__KIND: erp.kind: expected \"sql\", \"http\" or \"files\", found \"sap\"",
         "COUPA_BRIDGE__STATE__URLL: unknown key `state.urll`, expected one of `url`",
         "coupa-bridge.toml:3: coupa.base_url: expected an https:// URL",
         "coupa.client_id: required with coupa.client_secret",
@@ -722,6 +722,21 @@ fn the_schema_lists_exactly_the_keys_of_the_typed_tree() {
     config.payments.sftp.host_key =
         Some("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEjUQiFcREiAqIwDD3El".into());
     config.pay_payments.issuing_bank = Some("b".into());
+    config.erp.mapping = Some("erp-mapping.toml".into());
+    let http = &mut config.erp.http;
+    http.invoices_url = Some("https://erp.example.com/invoices".into());
+    http.cancel_url = Some("https://erp.example.com/invoices/{coupa_invoice_id}/cancel".into());
+    http.pay_payments_url = Some("https://erp.example.com/pay".into());
+    http.payments_url = Some("https://erp.example.com/payments".into());
+    http.token = Some(SecretString::from("t"));
+    http.username = Some("u".into());
+    http.password = Some(SecretString::from("p"));
+    http.hmac_secret = Some(SecretString::from("h"));
+    let files = &mut config.erp.files;
+    files.outbox = Some("/out".into());
+    files.inbox = Some("/in".into());
+    files.payments_inbox = Some("/pay".into());
+    files.sftp = config.payments.sftp.clone();
     config.notify.dashboard_url = Some("https://bridge.example.com".into());
     config.notify.email.host = Some("smtp.example.com".into());
     config.notify.email.username = Some("u".into());
@@ -751,8 +766,9 @@ fn the_schema_lists_exactly_the_keys_of_the_typed_tree() {
     leaves(&tree, "", &mut found);
     let schema: BTreeSet<String> = key_paths().map(str::to_owned).collect();
     assert_eq!(found, schema);
-    // A full tree written out as TOML loads back.
+    // A full tree written out as TOML loads back (a mapping needs an external ERP).
     config.coupa.api_key = None;
+    config.erp.mapping = None;
     config.coupa.base_url = "https://acme.coupahost.com".into();
     config.notify.email.from = "bridge@example.com".into();
     config.notify.email.to = vec!["ap@example.com".into()];
@@ -893,4 +909,91 @@ fn a_client_for_plain_http_is_refused_without_the_switch() {
     assert_eq!(err.class(), coupa_api::ErrorClass::Permanent);
     config.coupa.insecure_http_simulator_only = true;
     assert!(coupa_api::Client::new(config.coupa_client_config(), observer).is_ok());
+}
+
+#[test]
+fn an_external_erp_names_what_it_lacks_with_its_line() {
+    let text = format!(
+        "{MINIMAL}\n[erp]\nkind = \"http\"\n\n[erp.http]\nauth = \"bearer\"\n\
+         cancel_url = \"erp.example.com/cancel\"\n"
+    );
+    let found = lines(&problems(&text, secret_env()));
+    for needle in [
+        "erp.http.invoices_url: required when erp.kind = \"http\"",
+        "coupa-bridge.toml:11: erp.http.cancel_url: expected an http:// or https:// URL",
+        "erp.http.pay_payments_url: required when pay_payments is enabled",
+        "erp.http.token: required when erp.http.auth = \"bearer\"",
+    ] {
+        assert!(
+            found.iter().any(|f| f.contains(needle)),
+            "{needle} in {found:#?}"
+        );
+    }
+    assert_eq!(found.len(), 4, "{found:#?}");
+
+    let files = format!(
+        "{MINIMAL}\n[erp]\nkind = \"files\"\n\n[erp.files]\noutbox = \"out\"\n\n\
+         [erp.files.sftp]\nhost = \"sftp.erp.example.com\"\n"
+    );
+    let found = lines(&problems(&files, secret_env()));
+    for needle in [
+        "erp.files.inbox: required when erp.kind = \"files\"",
+        "erp.files.outbox: expected an absolute path on the SFTP server",
+        "erp.files.sftp.username: required when erp.files.sftp.host is set",
+        "erp.files.sftp.host_key: required when erp.files.sftp.host is set",
+        "erp.files.sftp.password: required when erp.files.sftp.host is set, or \
+         erp.files.sftp.private_key_path",
+    ] {
+        assert!(
+            found.iter().any(|f| f.contains(needle)),
+            "{needle} in {found:#?}"
+        );
+    }
+    // The outbox's problem is reported on its own line.
+    assert!(
+        found
+            .iter()
+            .any(|f| f.starts_with("coupa-bridge.toml:10: erp.files.outbox")),
+        "{found:#?}"
+    );
+
+    // A mapping is for external ERPs only.
+    let sql = format!("{MINIMAL}\n[erp]\nmapping = \"erp-mapping.toml\"\n");
+    let found = lines(&problems(&sql, secret_env()));
+    assert!(
+        found
+            .iter()
+            .any(|f| f.contains("erp.mapping: a mapping is for erp.kind")),
+        "{found:#?}"
+    );
+}
+
+#[test]
+fn a_complete_http_erp_loads() {
+    let text = format!(
+        "{MINIMAL}\n[erp]\nkind = \"http\"\n\n[erp.http]\n\
+         invoices_url = \"https://erp.example.com/invoices\"\n\
+         cancel_url = \"https://erp.example.com/invoices/{{coupa_invoice_id}}/cancel\"\n\
+         pay_payments_url = \"https://erp.example.com/pay\"\nauth = \"hmac\"\n"
+    );
+    let config = loaded(
+        &text,
+        env(&[
+            ("COUPA_BRIDGE__COUPA__CLIENT_SECRET", "s3cret"),
+            ("COUPA_BRIDGE__ERP__HTTP__HMAC_SECRET", "hm4c"),
+        ]),
+    )
+    .config;
+    assert_eq!(config.erp.kind, ErpKind::Http);
+    assert_eq!(config.erp.http.auth, crate::config::HttpAuth::Hmac);
+    assert_eq!(
+        config
+            .erp
+            .http
+            .hmac_secret
+            .as_ref()
+            .map(|s| s.expose_secret()),
+        Some("hm4c")
+    );
+    assert!(!format!("{:?}", config.erp).contains("hm4c"));
 }
