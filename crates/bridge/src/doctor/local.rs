@@ -12,8 +12,114 @@ pub(super) async fn checks(config: &Config, fix: bool) -> Vec<Check> {
     vec![
         sftp(config).await,
         erp(config, fix).await,
+        erp_reach(config).await,
         state(config).await,
     ]
+}
+
+/// An external ERP answers: its HTTP endpoint gives any HTTP answer (a 405 to a HEAD still
+/// proves the address, TLS and the network path), or its folders exist (locally or on its SFTP
+/// server, with the pinned host key). Nothing is written.
+async fn erp_reach(config: &Config) -> Check {
+    const NAME: &str = "erp endpoint";
+    match config.erp.kind {
+        ErpKind::Sql => Check::skip(NAME, "the sql ERP is its database, checked above"),
+        ErpKind::Http => {
+            let Some(url) = &config.erp.http.invoices_url else {
+                return Check::skip(NAME, "no erp.http.invoices_url (invoices disabled)");
+            };
+            let client = match reqwest::Client::builder()
+                .timeout(std::time::Duration::from_secs(config.erp.http.timeout_secs))
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+            {
+                Ok(c) => c,
+                Err(e) => return Check::fail(NAME, e.to_string(), "check the TLS setup"),
+            };
+            let shown = crate::config::redact_userinfo(url);
+            match client.head(url).send().await {
+                Ok(r) => Check::pass(
+                    NAME,
+                    format!("{shown} answers (HTTP {} to a HEAD)", r.status().as_u16()),
+                ),
+                Err(e) => Check::fail(
+                    NAME,
+                    format!(
+                        "{shown} does not answer: {}",
+                        if e.is_timeout() {
+                            "timed out".to_owned()
+                        } else if e.is_connect() {
+                            "cannot connect".to_owned()
+                        } else {
+                            "the request failed".to_owned()
+                        }
+                    ),
+                    "check erp.http.invoices_url, that this host may reach it, and its TLS \
+                     certificate",
+                ),
+            }
+        }
+        ErpKind::Files => {
+            let f = &config.erp.files;
+            let folders: Vec<&str> = [&f.outbox, &f.inbox, &f.payments_inbox]
+                .into_iter()
+                .flatten()
+                .map(String::as_str)
+                .collect();
+            if f.sftp.host.is_none() {
+                let missing: Vec<&str> = folders
+                    .iter()
+                    .copied()
+                    .filter(|d| !std::path::Path::new(d).is_dir())
+                    .collect();
+                return if missing.is_empty() {
+                    Check::pass(NAME, format!("the folders exist: {}", folders.join(", ")))
+                } else {
+                    Check::fail(
+                        NAME,
+                        format!("no such folder: {}", missing.join(", ")),
+                        "create them, or correct [erp.files]",
+                    )
+                };
+            }
+            let target = match SftpTarget::from_config(&f.sftp) {
+                Ok(t) => t,
+                Err(e) => return Check::fail(NAME, e, "complete [erp.files.sftp]"),
+            };
+            let session = match Sftp::connect(&target).await {
+                Ok(s) => s,
+                Err(e) => {
+                    return Check::fail(
+                        NAME,
+                        e.to_string(),
+                        "check [erp.files.sftp] (host, port, user, the pinned host key) and \
+                         COUPA_BRIDGE__ERP__FILES__SFTP__PASSWORD",
+                    );
+                }
+            };
+            let mut missing = Vec::new();
+            for d in &folders {
+                match session.exists(d).await {
+                    Ok(true) => {}
+                    Ok(false) => missing.push(d.to_string()),
+                    Err(e) => missing.push(format!("{d} ({e})")),
+                }
+            }
+            session.close().await;
+            if missing.is_empty() {
+                Check::pass(
+                    NAME,
+                    format!("the ERP's SFTP server has {}", folders.join(", ")),
+                )
+            } else {
+                Check::fail(
+                    NAME,
+                    format!("not on the ERP's SFTP server: {}", missing.join(", ")),
+                    "create them, or correct [erp.files]",
+                )
+            }
+        }
+    }
 }
 
 /// Coupa's SFTP server: it answers, with the pinned host key, takes the login, and has the

@@ -522,3 +522,59 @@ async fn the_binary_exits_0_only_when_every_check_passes() {
     assert!(!stdout.contains("FAIL"), "{stdout}");
     assert!(!stdout.contains(DEFAULT_CLIENT_SECRET) && !stdout.contains(DEFAULT_SFTP_PASSWORD));
 }
+
+#[tokio::test]
+async fn an_external_erp_is_checked_where_it_answers() {
+    // Files: a missing folder fails, naming it; created, the check passes.
+    let s = setup(sim_config(), |t| {
+        t.replace(
+            "[erp]\nurl = \"sqlite://erp.db\"\n",
+            "[erp]\nurl = \"sqlite://erp.db\"\nkind = \"files\"\n\n[erp.files]\n\
+             outbox = \"erp-out\"\ninbox = \"erp-in\"\n",
+        )
+    })
+    .await;
+    std::fs::create_dir(s.dir.path().join("erp-out")).expect("outbox");
+    let (checks, _) = s.doctor(false).await;
+    let c = check(&checks, "erp endpoint");
+    assert_eq!(c.verdict, Verdict::Fail, "{c:?}");
+    assert!(c.found.contains("erp-in"), "{c:?}");
+    assert!(!c.found.contains("erp-out"), "{c:?}");
+    std::fs::create_dir(s.dir.path().join("erp-in")).expect("inbox");
+    let (checks, _) = s.doctor(false).await;
+    assert_eq!(check(&checks, "erp endpoint").verdict, Verdict::Pass);
+
+    // HTTP: nothing listening fails; a server that answers anything passes.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("port");
+    let closed_port = closed.local_addr().expect("addr").port();
+    drop(closed);
+    let http = |port: u16| {
+        move |t: String| {
+            t.replace(
+                "[erp]\nurl = \"sqlite://erp.db\"\n",
+                &format!(
+                    "[erp]\nurl = \"sqlite://erp.db\"\nkind = \"http\"\n\n[erp.http]\n\
+                     invoices_url = \"http://127.0.0.1:{port}/invoices\"\n\
+                     cancel_url = \"http://127.0.0.1:{port}/cancel\"\n\
+                     pay_payments_url = \"http://127.0.0.1:{port}/pay\"\n"
+                ),
+            )
+        }
+    };
+    let s = setup(sim_config(), http(closed_port)).await;
+    let (checks, _) = s.doctor(false).await;
+    let c = check(&checks, "erp endpoint");
+    assert_eq!(c.verdict, Verdict::Fail, "{c:?}");
+    assert!(c.found.contains("cannot connect"), "{c:?}");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("listen");
+    let port = listener.local_addr().expect("addr").port();
+    let app = axum::Router::new().fallback(|| async { axum::http::StatusCode::METHOD_NOT_ALLOWED });
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let s = setup(sim_config(), http(port)).await;
+    let (checks, _) = s.doctor(false).await;
+    let c = check(&checks, "erp endpoint");
+    assert_eq!(c.verdict, Verdict::Pass, "{c:?}");
+    assert!(c.found.contains("HTTP 405"), "{c:?}");
+}
