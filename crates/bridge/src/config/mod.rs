@@ -336,7 +336,7 @@ impl Default for HttpErpConfig {
 }
 
 /// `[erp.files]`
-#[derive(Clone, Debug, Deserialize, Serialize)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct FilesErpConfig {
     /// Folder the mapped invoices (and cancellations, Coupa Pay payments) are written to, each
@@ -383,17 +383,6 @@ fn serialize_sftp_server<S: serde::Serializer>(
         map.serialize_entry("host_key", key)?;
     }
     map.end()
-}
-
-impl Default for FilesErpConfig {
-    fn default() -> Self {
-        FilesErpConfig {
-            outbox: None,
-            inbox: None,
-            payments_inbox: None,
-            sftp: SftpConfig::default(),
-        }
-    }
 }
 
 /// `[invoices]`
