@@ -526,6 +526,132 @@ impl Sftp {
         self.remove_if_present(path).await
     }
 
+    /// The regular files directly in `dir`, by name (`.` and `..`, folders and anything else
+    /// left out), read page by page until the server says it is done. An entry listed without
+    /// its type (a server may leave it out) is asked about with `stat`.
+    pub async fn list_files(&self, dir: &str) -> Result<Vec<String>, SftpError> {
+        let handle = self
+            .call("opendir", dir, self.sftp.opendir(dir))
+            .await?
+            .handle;
+        let mut names = Vec::new();
+        let mut untyped = Vec::new();
+        let listed = loop {
+            match self
+                .bounded("readdir", self.sftp.readdir(handle.as_str()))
+                .await
+            {
+                Ok(Ok(page)) => {
+                    for f in page.files {
+                        if f.filename == "." || f.filename == ".." {
+                            continue;
+                        }
+                        match f.attrs.permissions {
+                            None => untyped.push(f.filename),
+                            Some(_) if f.attrs.file_type().is_file() => names.push(f.filename),
+                            Some(_) => {}
+                        }
+                    }
+                }
+                Ok(Err(SftpClientError::Status(s))) if s.status_code == StatusCode::Eof => {
+                    break Ok(());
+                }
+                Ok(Err(e)) => break Err(io_error("readdir", dir, &e)),
+                Err(e) => break Err(e),
+            }
+        };
+        let closed = self
+            .call("close", dir, self.sftp.close(handle.as_str()))
+            .await;
+        listed?;
+        closed?;
+        for name in untyped {
+            let path = join(dir, &name);
+            let attrs = self
+                .call("stat", &path, self.sftp.stat(path.as_str()))
+                .await?;
+            if attrs.attrs.file_type().is_file() {
+                names.push(name);
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    /// The whole content of the file at `path`.
+    pub async fn read_file(&self, path: &str) -> Result<Vec<u8>, SftpError> {
+        let handle = self
+            .call(
+                "open",
+                path,
+                self.sftp
+                    .open(path, OpenFlags::READ, FileAttributes::empty()),
+            )
+            .await?
+            .handle;
+        let mut bytes = Vec::new();
+        let read = loop {
+            let offset = bytes.len() as u64;
+            let chunk = self
+                .bounded(
+                    "read",
+                    self.sftp.read(handle.as_str(), offset, CHUNK as u32),
+                )
+                .await;
+            match chunk {
+                // Servers may answer short reads: only EOF (or an empty answer) ends the file.
+                Ok(Ok(data)) if data.data.is_empty() => break Ok(()),
+                Ok(Ok(data)) => bytes.extend_from_slice(&data.data),
+                Ok(Err(SftpClientError::Status(s))) if s.status_code == StatusCode::Eof => {
+                    break Ok(());
+                }
+                Ok(Err(e)) => break Err(io_error("read", path, &e)),
+                Err(e) => break Err(e),
+            }
+        };
+        if let Err(e @ SftpError::Timeout { .. }) = read {
+            return Err(e);
+        }
+        let closed = self
+            .call("close", path, self.sftp.close(handle.as_str()))
+            .await;
+        read?;
+        closed?;
+        Ok(bytes)
+    }
+
+    /// Creates or truncates the file at `path` and writes `bytes` into it, not atomically: for
+    /// a temporary name that a later [`Sftp::rename`] publishes.
+    pub async fn write(&self, path: &str, bytes: &[u8]) -> Result<(), SftpError> {
+        self.write_file(path, bytes).await
+    }
+
+    /// Renames `from` to `to` (one SFTP v3 `rename`: atomic on the server, refused when `to`
+    /// exists).
+    pub async fn rename(&self, from: &str, to: &str) -> Result<(), SftpError> {
+        self.call("rename", from, self.sftp.rename(from, to))
+            .await
+            .map(|_| ())
+    }
+
+    /// Creates the folder `path` unless it is already there (its parent must exist).
+    pub async fn mkdir_if_missing(&self, path: &str) -> Result<(), SftpError> {
+        if self.exists(path).await? {
+            return Ok(());
+        }
+        match self
+            .bounded("mkdir", self.sftp.mkdir(path, FileAttributes::empty()))
+            .await?
+        {
+            Ok(_) => Ok(()),
+            // Made meanwhile by someone else: what was asked for.
+            Err(e) => match self.exists(path).await {
+                Ok(true) => Ok(()),
+                _ => Err(io_error("mkdir", path, &e)),
+            },
+        }
+    }
+
     /// Ends the SFTP session and the SSH connection politely.
     pub async fn close(self) {
         if let Err(e) = self.sftp.close_session() {
