@@ -7,8 +7,9 @@
 //! share of the invoices it booked (with a few payments that match nothing or too much) and the
 //! payment push sends half of them by API and half as a CSV file over SFTP. Last, the Coupa Pay
 //! export books Coupa Pay's payments in the ERP; a Coupa clerk then changes the status of two
-//! exported payments, and the next pass applies the changes. Prints a summary and the data
-//! folder.
+//! exported payments, and the next pass applies the changes. Then a second ERP, the reference
+//! ERP behind HTTP, takes a second simulator's invoices through the HTTP adapter and offers its
+//! payments on its feed (`demo_http`). Prints a summary and the data folder.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -110,6 +111,18 @@ impl DemoSecrets {
     }
 }
 
+/// The simulator's OAuth client with every scope, and the demo's client secret.
+pub(super) fn sim_oauth_client(secrets: &DemoSecrets) -> coupa_sim::config::OAuthClient {
+    coupa_sim::config::OAuthClient {
+        id: DEFAULT_CLIENT_ID.into(),
+        secret: secrets.client_secret.expose_secret().to_owned(),
+        scopes: coupa_sim::config::ALL_SCOPES
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect(),
+    }
+}
+
 /// `sqlite://` URL of a file.
 pub fn sqlite_url(path: &Path) -> String {
     format!("sqlite://{}", path.display())
@@ -201,14 +214,7 @@ pub async fn execute_with(args: DemoArgs, secrets: DemoSecrets) -> anyhow::Resul
         pay_payments: args.pay_payments,
         // Coupa picks payment files up every 3 to 6 minutes; the demo has no such patience.
         csv_pickup: std::time::Duration::from_millis(200),
-        clients: vec![coupa_sim::config::OAuthClient {
-            id: DEFAULT_CLIENT_ID.into(),
-            secret: secrets.client_secret.expose_secret().to_owned(),
-            scopes: coupa_sim::config::ALL_SCOPES
-                .iter()
-                .map(|s| (*s).to_owned())
-                .collect(),
-        }],
+        clients: vec![sim_oauth_client(&secrets)],
         sftp_users: vec![coupa_sim::config::SftpUser {
             name: coupa_sim::config::DEFAULT_SFTP_USER.into(),
             password: Some(secrets.sftp_password.expose_secret().to_owned()),
@@ -305,12 +311,17 @@ pub async fn execute_with(args: DemoArgs, secrets: DemoSecrets) -> anyhow::Resul
     }
     let paid = erp_rows.iter().filter(|r| r.status == "paid").count();
     print_pay(&pay_first, &changed, &pay_second, &pay_third, paid);
+    let http = super::demo_http::run(args.seed, &data_dir, &secrets).await?;
+    super::demo_http::print(&http);
     println!("\n  time                    {:.2?}", started.elapsed());
     println!("  data folder             {}", data_dir.display());
     println!(
         "    erp.db    the reference ERP (erp_invoices, erp_payments, erp_coupa_pay_payments, ...)"
     );
     println!("    state.db  runs, the per-document journal, every Coupa call");
+    println!(
+        "    erp-http.db  the ERP behind HTTP; ledger-http.db, state-http.db  its connector's"
+    );
     let config = demo_config(&sim, &data_dir, args.monitoring, &secrets);
     Ok(Demo {
         sim,

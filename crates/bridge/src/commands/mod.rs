@@ -2,6 +2,7 @@
 
 pub mod config;
 pub mod demo;
+mod demo_http;
 pub mod doctor;
 pub mod init;
 pub mod log;

@@ -122,6 +122,24 @@ fn demo_exports_every_eligible_invoice_and_a_second_pass_finds_nothing() {
         figure(&stdout, "posted to the ERP")
     );
     assert_eq!(figure(&stdout, "second pass"), 0);
+    // The second ERP, over HTTP: every invoice answered, each held once, payments read back.
+    let http_listed = figure(&stdout, "invoices listed");
+    assert!(http_listed > 5, "{stdout}");
+    assert_eq!(
+        figure(&stdout, "POSTed and accepted")
+            + figure(&stdout, "cancelled over HTTP")
+            + figure(&stdout, "refused by the ERP"),
+        http_listed
+    );
+    assert_eq!(
+        figure(&stdout, "held by the ERP now"),
+        figure(&stdout, "POSTed and accepted")
+    );
+    assert_eq!(
+        figure(&stdout, "payments onto Coupa") + figure(&stdout, "payments failed"),
+        figure(&stdout, "ERP payments on its feed")
+    );
+    assert_eq!(figure(&stdout, "second passes"), 0);
     assert!(dir.path().join("erp.db").exists() && dir.path().join("state.db").exists());
     assert!(
         stdout.contains(&dir.path().display().to_string()),
