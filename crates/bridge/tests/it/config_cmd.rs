@@ -430,3 +430,58 @@ fn sync_with_an_unknown_tenant_exits_2_naming_the_tenants() {
         .collect();
     assert!(created.is_empty(), "{created:?}");
 }
+
+#[test]
+fn a_mapping_mistake_stops_config_check_and_sync_naming_the_mapping_line() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let example = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/erp-mapping.toml"),
+    )
+    .expect("the example mapping");
+    // A typo in a canonical field name and a strftime pattern that is not one, on known lines.
+    let broken = example
+        .replace("XBLNR = \"invoice_number\"", "XBLNR = \"invoice_nubmer\"")
+        .replace("date = \"%d.%m.%Y\" }", "date = \"%d.%m.%Q\" }");
+    let line_of = |needle: &str| {
+        broken
+            .lines()
+            .position(|l| l.contains(needle))
+            .map(|i| i + 1)
+            .unwrap_or_else(|| panic!("{needle} not in the mapping"))
+    };
+    let (typo, pattern) = (line_of("invoice_nubmer"), line_of("%d.%m.%Q"));
+    std::fs::write(dir.path().join("erp-mapping.toml"), &broken).expect("write the mapping");
+    let path = dir.path().join("coupa-bridge.toml");
+    std::fs::write(
+        &path,
+        "[coupa]\nbase_url = \"http://127.0.0.1:8080\"\nclient_id = \"coupa-bridge\"\n\
+         insecure_http_simulator_only = true\n\n[erp]\nkind = \"files\"\n\
+         mapping = \"erp-mapping.toml\"\n\n[erp.files]\noutbox = \"out\"\ninbox = \"in\"\n",
+    )
+    .expect("write the config");
+    let out = check(&path, &[("COUPA_BRIDGE__COUPA__CLIENT_SECRET", SECRET)]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "stderr:\n{stderr}");
+    for line in [typo, pattern] {
+        assert!(
+            stderr.contains(&format!("erp-mapping.toml:{line}:")),
+            "line {line} named in:\n{stderr}"
+        );
+    }
+    assert!(stderr.contains("invoice_nubmer"), "{stderr}");
+
+    // `sync` refuses to start on the same mistake, before any Coupa call.
+    let out = Command::new(env!("CARGO_BIN_EXE_coupa-bridge"))
+        .args(["sync", "invoices", "--config"])
+        .arg(&path)
+        .env_clear()
+        .env("COUPA_BRIDGE__COUPA__CLIENT_SECRET", SECRET)
+        .output()
+        .expect("the binary runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "stderr:\n{stderr}");
+    assert!(
+        stderr.contains(&format!("erp-mapping.toml:{typo}:")),
+        "{stderr}"
+    );
+}
