@@ -179,11 +179,14 @@ mod tests {
     }
 
     #[test]
-    fn waiting_documents_clear_only_pass_failed() {
+    fn waiting_documents_clear_the_other_kinds_not_their_own() {
         let mut r = report();
         r.transient = vec![(11, "ERP down".into()), (12, "ERP slow".into())];
         let a = assess(&Ok(r));
-        assert_eq!(a.cleared, vec![IncidentKind::PassFailed]);
+        assert_eq!(
+            a.cleared,
+            vec![IncidentKind::PassFailed, IncidentKind::AnswersOverdue]
+        );
         assert_eq!(a.problems.len(), 1);
         let p = &a.problems[0];
         assert_eq!(
