@@ -486,7 +486,7 @@ impl HttpErp {
         };
         let doc = match self.mapping.invoice(invoice) {
             Ok(doc) => doc,
-            Err(e) => return (Ok(rejected_by_mapping(&e)), true),
+            Err(e) => return (Err(unmappable(invoice.coupa_invoice_id, &e)), true),
         };
         let key = invoice.coupa_invoice_id.to_string();
         match self.post(endpoint, &endpoint.url, doc, &key).await {
@@ -698,12 +698,13 @@ impl HttpErp {
     }
 }
 
-/// A document the mapping cannot render is the invoice's problem: rejected with the mapping's
-/// words (the ERP field and mapping line).
-fn rejected_by_mapping(e: &MapError) -> PostOutcome {
-    PostOutcome::Rejected {
-        reasons: vec![e.to_string()],
-    }
+/// A document the mapping cannot render (a value its map lacks) is the setup's problem, as in
+/// the files adapter: nothing is sent, the invoice waits, and the reason names the ERP field
+/// and mapping line; once the mapping is fixed, the next pass sends it.
+fn unmappable(coupa_invoice_id: i64, e: &MapError) -> ErpError {
+    ErpError::Refused(format!(
+        "the mapping cannot render invoice {coupa_invoice_id}: {e}"
+    ))
 }
 
 /// A text field of the answer JSON a delivery keeps.
@@ -875,5 +876,40 @@ mod tests {
         assert!(!newer("2026-01-01T00:00:00Z", "2026-01-01T00:00:00Z"));
         assert!(!newer("2025-12-31T00:00:00Z", "2026-01-01T00:00:00Z"));
         assert!(newer("2026-01-01T00:00:00Z", "garbage"));
+    }
+
+    #[tokio::test]
+    async fn a_value_the_mapping_cannot_map_sends_nothing_and_waits() {
+        let mapping = Mapping::parse(
+            "[invoice.fields]\nNo = \"invoice_number\"\n\
+             Cur = { from = \"currency\", map = { EUR = \"978\" } }\n",
+            "erp-mapping.toml",
+        )
+        .expect("valid mapping");
+        let ledger = Arc::new(SqlErp::connect("sqlite::memory:").await.expect("ledger"));
+        // Nothing listens here: a request sent would be "unavailable", not "refused".
+        let settings = HttpErpConfig {
+            invoices_url: Some("http://127.0.0.1:9/invoices".into()),
+            ..HttpErpConfig::default()
+        };
+        let erp = HttpErp::new(&settings, Arc::new(mapping), ledger).expect("adapter");
+        let invoice = ErpInvoice {
+            coupa_invoice_id: 7,
+            invoice_number: "INV-7".into(),
+            coupa_supplier_id: None,
+            supplier_number: None,
+            supplier_name: None,
+            invoice_date: chrono::NaiveDate::from_ymd_opt(2026, 11, 2).expect("date"),
+            currency: "USD".into(),
+            total: rust_decimal::Decimal::new(1000, 2),
+            lines: Vec::new(),
+        };
+        match erp.post_invoice(&invoice).await {
+            Err(ErpError::Refused(why)) => {
+                assert!(why.contains("Cur (erp-mapping.toml:3)"), "{why}");
+                assert!(why.contains("USD"), "{why}");
+            }
+            other => panic!("expected a refusal naming the mapping line, got {other:?}"),
+        }
     }
 }
