@@ -61,6 +61,7 @@ use super::{
     MalformedPayment, PayBooking, PayBookingChange, PaymentSync, PostOutcome, Received, SqlErp,
 };
 use crate::config::{HttpAuth, HttpErpConfig};
+use crate::notify::webhook::reqwest_error;
 
 /// How much of an ERP's answer is kept as a rejection reason when no reasons can be read.
 const MAX_REASON: usize = 500;
@@ -385,7 +386,7 @@ impl HttpErp {
         request: reqwest::RequestBuilder,
     ) -> Result<Answer, ErpError> {
         let unavailable = |e: reqwest::Error| {
-            ErpError::Unavailable(format!("{}: {}", endpoint.shown, describe(e)))
+            ErpError::Unavailable(format!("{}: {}", endpoint.shown, reqwest_error(e)))
         };
         let mut response = request.send().await.map_err(unavailable)?;
         let status = response.status();
@@ -751,23 +752,6 @@ fn unchanged() -> PayBooking {
         paid: Vec::new(),
         reopened: Vec::new(),
     }
-}
-
-/// A reqwest error and its causes, without the URL it carries.
-fn describe(e: reqwest::Error) -> String {
-    let timeout = e.is_timeout();
-    let e = e.without_url();
-    let mut out = e.to_string();
-    let mut source = std::error::Error::source(&e);
-    while let Some(cause) = source {
-        out.push_str(": ");
-        out.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    if timeout && !out.contains("timed out") {
-        out.push_str(" (timed out)");
-    }
-    out
 }
 
 impl Erp for HttpErp {

@@ -134,8 +134,9 @@ pub fn signature(secret: &SecretString, body: &[u8]) -> String {
     format!("sha256={hex}")
 }
 
-/// The error and its causes, without the URL reqwest puts in its message.
-fn reqwest_error(e: reqwest::Error) -> String {
+/// The error and its causes, without the URL reqwest puts in its message (the ERP's HTTP
+/// adapter words its errors the same way).
+pub(crate) fn reqwest_error(e: reqwest::Error) -> String {
     let timeout = e.is_timeout();
     let e = e.without_url();
     let mut out = e.to_string();
