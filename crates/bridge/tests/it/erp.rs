@@ -378,7 +378,7 @@ async fn erp_reopen_keeps_data_and_does_not_migrate_again() {
             .expect("migrations");
         assert_eq!(
             applied.iter().map(|m| m.0).collect::<Vec<_>>(),
-            vec![1, 2],
+            vec![1, 2, 3],
             "{applied:?}"
         );
 
